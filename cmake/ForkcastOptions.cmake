@@ -1,0 +1,24 @@
+# Compiler flags shared by every forkcast target. Applied through an interface
+# library so third-party code (yaml-cpp, gtest) is not held to our warning bar.
+add_library(forkcast_options INTERFACE)
+target_compile_options(forkcast_options INTERFACE -Wall -Wextra -Wpedantic)
+if(FORKCAST_WERROR)
+  target_compile_options(forkcast_options INTERFACE -Werror)
+endif()
+if(FORKCAST_NATIVE)
+  target_compile_options(forkcast_options INTERFACE -march=native)
+endif()
+
+if(FORKCAST_SANITIZE)
+  if(NOT FORKCAST_SANITIZE MATCHES "^(address|undefined|thread)$")
+    message(FATAL_ERROR "FORKCAST_SANITIZE='${FORKCAST_SANITIZE}' is not one of: address, undefined, thread")
+  endif()
+  set(_san -fsanitize=${FORKCAST_SANITIZE} -fno-omit-frame-pointer)
+  if(FORKCAST_SANITIZE STREQUAL "undefined")
+    list(APPEND _san -fno-sanitize-recover=undefined)
+  endif()
+  # Sanitizers apply to the whole build so that mixed instrumented/uninstrumented
+  # objects cannot hide a report.
+  add_compile_options(${_san})
+  add_link_options(${_san})
+endif()

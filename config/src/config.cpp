@@ -1,0 +1,384 @@
+#include "forkcast/config/config.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <variant>
+
+extern char** environ;  // POSIX
+
+namespace forkcast::config {
+namespace {
+
+using Target = std::variant<int*, std::int64_t*, double*, bool*, std::string*>;
+
+// One configurable key. Numeric fields carry their allowed range, string fields an
+// optional list of choices; the loader, the env overrides and `to_yaml` all walk
+// the same table, so a key added here is loadable, overridable and documented at once.
+struct Field {
+  std::string_view section;
+  std::string_view key;
+  Target target;
+  double min = -std::numeric_limits<double>::infinity();
+  double max = std::numeric_limits<double>::infinity();
+  std::vector<std::string_view> choices = {};
+};
+
+std::vector<Field> fields_of(Config& c) {
+  constexpr double kInf = std::numeric_limits<double>::infinity();
+  const std::vector<std::string_view> levels{"trace", "debug", "info", "warn", "error", "off"};
+  return {
+      {"server", "host", &c.server.host},
+      {"server", "port", &c.server.port, 1, 65535},
+      {"server", "io_threads", &c.server.io_threads, 1, 256},
+      {"server", "body_limit_bytes", &c.server.body_limit_bytes, 1024, 64 * 1024 * 1024},
+      {"server", "header_limit_bytes", &c.server.header_limit_bytes, 1024, 1024 * 1024},
+      {"server", "read_timeout_ms", &c.server.read_timeout_ms, 1, 3'600'000},
+      {"server", "write_timeout_ms", &c.server.write_timeout_ms, 1, 3'600'000},
+      {"server", "idle_timeout_ms", &c.server.idle_timeout_ms, 1, 3'600'000},
+      {"server", "max_connections", &c.server.max_connections, 1, 1'000'000},
+      {"server", "shutdown_deadline_ms", &c.server.shutdown_deadline_ms, 0, 600'000},
+      {"database", "url", &c.database.url},
+      {"database", "data_dir", &c.database.data_dir},
+      {"database", "port", &c.database.port, 1, 65535},
+      {"database", "pool_size", &c.database.pool_size, 1, 1024},
+      {"database", "checkout_timeout_ms", &c.database.checkout_timeout_ms, 1, 600'000},
+      {"database", "group_commit_window_ms", &c.database.group_commit_window_ms, 0, 1'000},
+      {"policy", "model_dir", &c.policy.model_dir},
+      {"policy", "catalog_dir", &c.policy.catalog_dir},
+      {"policy", "default_n", &c.policy.default_n, 1, 100},
+      {"policy", "max_n", &c.policy.max_n, 1, 100},
+      {"exploration", "schedule", &c.exploration.schedule, -kInf, kInf, {"exponential", "linear"}},
+      {"exploration", "epsilon_max", &c.exploration.epsilon_max, 0, 1},
+      {"exploration", "epsilon_min", &c.exploration.epsilon_min, 0, 1},
+      {"exploration", "decay", &c.exploration.decay, 0, 1e6},
+      {"exploration", "linear_steps", &c.exploration.linear_steps, 1, 1e15},
+      {"advice", "enabled", &c.advice.enabled},
+      {"advice", "model_path", &c.advice.model_path},
+      {"advice", "allow_unknown_model", &c.advice.allow_unknown_model},
+      {"advice", "timeout_ms", &c.advice.timeout_ms, 1, 600'000},
+      {"advice", "max_new_tokens", &c.advice.max_new_tokens, 1, 4096},
+      {"advice", "queue_capacity", &c.advice.queue_capacity, 1, 1'000'000},
+      {"advice", "contexts", &c.advice.contexts, 1, 64},
+      {"advice", "threads", &c.advice.threads, 1, 256},
+      {"training", "runs_dir", &c.training.runs_dir},
+      {"training", "learning_rate", &c.training.learning_rate, 1e-12, 1},
+      {"training", "gamma", &c.training.gamma, 0, 1},
+      {"training", "max_steps", &c.training.max_steps, 0, 100'000'000},
+      {"training", "checkpoint_every", &c.training.checkpoint_every, 1, 1'000'000'000},
+      {"training", "eval_episodes", &c.training.eval_episodes, 1, 10'000'000},
+      {"logging", "level", &c.logging.level, -kInf, kInf, levels},
+      {"logging", "format", &c.logging.format, -kInf, kInf, {"text", "json"}},
+  };
+}
+
+std::string dotted(const Field& f) { return std::string(f.section) + "." + std::string(f.key); }
+
+std::string format_number(double v) {
+  std::ostringstream out;
+  out.precision(15);
+  out << v;
+  return out.str();
+}
+
+std::string quote(std::string_view s) {
+  // Built by append: GCC 12 warns (-Wrestrict, a known false positive) on "\"" + s + "\"".
+  std::string out;
+  out.reserve(s.size() + 2);
+  out.push_back('"');
+  out.append(s);
+  out.push_back('"');
+  return out;
+}
+
+// Parses `text` into the field's type and checks its range/choices. `source` is
+// used only for error messages.
+void assign(const Field& field, const std::string& text, const std::string& source) {
+  const std::string key = dotted(field);
+  auto in_range = [&](double v) {
+    if (!(v >= field.min && v <= field.max)) {
+      throw ConfigError(source, key,
+                        text + " is out of range " + format_number(field.min) + ".." +
+                            format_number(field.max));
+    }
+  };
+  auto parse_integer = [&](auto* out) {
+    using T = std::remove_pointer_t<decltype(out)>;
+    T value{};
+    const auto* first = text.data();
+    const auto* last = text.data() + text.size();
+    auto [ptr, ec] = std::from_chars(first, last, value);
+    if (ec == std::errc::result_out_of_range) {
+      throw ConfigError(source, key, text + " is out of range " + format_number(field.min) +
+                                         ".." + format_number(field.max));
+    }
+    if (ec != std::errc() || ptr != last || text.empty()) {
+      throw ConfigError(source, key, quote(text) + " is not an integer");
+    }
+    in_range(static_cast<double>(value));
+    *out = value;
+  };
+  std::visit(
+      [&](auto* target) {
+        using T = std::remove_pointer_t<decltype(target)>;
+        if constexpr (std::is_same_v<T, int> || std::is_same_v<T, std::int64_t>) {
+          parse_integer(target);
+        } else if constexpr (std::is_same_v<T, double>) {
+          char* end = nullptr;
+          const double value = text.empty() ? 0.0 : std::strtod(text.c_str(), &end);
+          if (text.empty() || end != text.c_str() + text.size() || !std::isfinite(value)) {
+            throw ConfigError(source, key, quote(text) + " is not a finite number");
+          }
+          in_range(value);
+          *target = value;
+        } else if constexpr (std::is_same_v<T, bool>) {
+          if (text == "true" || text == "yes" || text == "on" || text == "1") {
+            *target = true;
+          } else if (text == "false" || text == "no" || text == "off" || text == "0") {
+            *target = false;
+          } else {
+            throw ConfigError(source, key, quote(text) + " is not a boolean (true or false)");
+          }
+        } else {
+          if (!field.choices.empty() &&
+              std::find(field.choices.begin(), field.choices.end(), text) == field.choices.end()) {
+            std::string allowed;
+            for (auto c : field.choices) allowed += (allowed.empty() ? "" : ", ") + std::string(c);
+            throw ConfigError(source, key, quote(text) + " is not one of " + allowed);
+          }
+          *target = text;
+        }
+      },
+      field.target);
+}
+
+std::string render(const Target& target) {
+  return std::visit(
+      [](auto* value) -> std::string {
+        using T = std::remove_pointer_t<decltype(value)>;
+        if constexpr (std::is_same_v<T, bool>) {
+          return *value ? "true" : "false";
+        } else if constexpr (std::is_same_v<T, std::string>) {
+          return quote(*value);
+        } else if constexpr (std::is_same_v<T, double>) {
+          return format_number(*value);
+        } else {
+          return std::to_string(*value);
+        }
+      },
+      target);
+}
+
+std::vector<std::string> section_names(const std::vector<Field>& fields) {
+  std::vector<std::string> names;
+  for (const auto& f : fields) {
+    if (std::find(names.begin(), names.end(), f.section) == names.end()) {
+      names.emplace_back(f.section);
+    }
+  }
+  return names;
+}
+
+std::string unknown_message(std::string_view what, std::string_view word,
+                            const std::vector<std::string>& candidates) {
+  std::string msg = "unknown " + std::string(what);
+  if (auto guess = did_you_mean(word, candidates)) msg += " (did you mean \"" + *guess + "\"?)";
+  return msg;
+}
+
+std::string at(std::string_view source_name, const YAML::Mark& mark) {
+  if (mark.is_null()) return std::string(source_name);
+  return std::string(source_name) + ":" + std::to_string(mark.line + 1);
+}
+
+Config from_yaml(const YAML::Node& root, std::string_view source_name) {
+  Config config;
+  auto fields = fields_of(config);
+  if (!root || root.IsNull()) return config;
+  if (!root.IsMap()) {
+    throw ConfigError(at(source_name, root.Mark()), "", "top level must be a mapping of sections");
+  }
+  const auto sections = section_names(fields);
+  for (const auto& section_entry : root) {
+    const auto section = section_entry.first.as<std::string>();
+    const auto& body = section_entry.second;
+    if (std::find(sections.begin(), sections.end(), section) == sections.end()) {
+      throw ConfigError(at(source_name, section_entry.first.Mark()), section,
+                        unknown_message("section", section, sections));
+    }
+    if (body.IsNull()) continue;
+    if (!body.IsMap()) {
+      throw ConfigError(at(source_name, body.Mark()), section, "must be a mapping of keys");
+    }
+    std::vector<std::string> keys_here;
+    for (const auto& f : fields) {
+      if (f.section == section) keys_here.emplace_back(f.key);
+    }
+    for (const auto& entry : body) {
+      const auto key = entry.first.as<std::string>();
+      auto it = std::find_if(fields.begin(), fields.end(),
+                             [&](const Field& f) { return f.section == section && f.key == key; });
+      const std::string where = at(source_name, entry.first.Mark());
+      if (it == fields.end()) {
+        throw ConfigError(where, section + "." + key, unknown_message("key", key, keys_here));
+      }
+      if (!entry.second.IsScalar()) {
+        throw ConfigError(where, dotted(*it), "must be a single value, not a list or mapping");
+      }
+      assign(*it, entry.second.Scalar(), where);
+    }
+  }
+  return config;
+}
+
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diagonal = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t above = row[j];
+      const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + cost});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+}  // namespace
+
+ConfigError::ConfigError(std::string source, std::string key, std::string reason)
+    : std::invalid_argument((source.empty() ? "" : source + ": ") +
+                            (key.empty() ? "" : key + ": ") + reason),
+      source_(std::move(source)),
+      key_(std::move(key)),
+      reason_(std::move(reason)) {}
+
+std::optional<std::string> did_you_mean(std::string_view word,
+                                        const std::vector<std::string>& candidates) {
+  std::optional<std::string> best;
+  std::size_t best_distance = std::numeric_limits<std::size_t>::max();
+  for (const auto& c : candidates) {
+    const auto d = edit_distance(word, c);
+    if (d < best_distance) {
+      best_distance = d;
+      best = c;
+    }
+  }
+  // A suggestion further away than about a third of the word is noise, not a typo.
+  const std::size_t limit = std::max<std::size_t>(2, word.size() / 3);
+  if (!best || best_distance > limit) return std::nullopt;
+  return best;
+}
+
+Config load_string(std::string_view yaml, std::string_view source_name) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(yaml));
+  } catch (const YAML::ParserException& e) {
+    throw ConfigError(at(source_name, e.mark), "", "malformed YAML: " + e.msg);
+  }
+  try {
+    return from_yaml(root, source_name);
+  } catch (const YAML::Exception& e) {
+    throw ConfigError(at(source_name, e.mark), "", "malformed YAML: " + e.msg);
+  }
+}
+
+Config load_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw ConfigError(path.string(), "", "cannot open config file");
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return load_string(buffer.str(), path.string());
+}
+
+void apply_env_overrides(Config& config, const std::map<std::string, std::string>& environment) {
+  constexpr std::string_view kPrefix = "FORKCAST_";
+  auto fields = fields_of(config);
+  std::vector<std::string> env_names;
+  for (const auto& f : fields) {
+    std::string name = std::string(kPrefix) + std::string(f.section) + "__" + std::string(f.key);
+    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char ch) { return std::toupper(ch); });
+    env_names.push_back(name);
+  }
+  for (const auto& [name, value] : environment) {
+    if (!name.starts_with(kPrefix) || name.find("__") == std::string::npos) continue;
+    auto it = std::find(env_names.begin(), env_names.end(), name);
+    if (it == env_names.end()) {
+      throw ConfigError("env " + name, "", unknown_message("variable", name, env_names));
+    }
+    assign(fields[static_cast<std::size_t>(it - env_names.begin())], value, "env " + name);
+  }
+}
+
+std::map<std::string, std::string> process_environment() {
+  std::map<std::string, std::string> result;
+  for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
+    std::string_view text(*entry);
+    const auto eq = text.find('=');
+    if (eq == std::string_view::npos) continue;
+    result.emplace(std::string(text.substr(0, eq)), std::string(text.substr(eq + 1)));
+  }
+  return result;
+}
+
+void validate(const Config& config) {
+  const auto& e = config.exploration;
+  if (e.epsilon_min > e.epsilon_max) {
+    throw ConfigError("", "exploration.epsilon_min",
+                      format_number(e.epsilon_min) + " is greater than exploration.epsilon_max (" +
+                          format_number(e.epsilon_max) + ")");
+  }
+  if (config.policy.default_n > config.policy.max_n) {
+    throw ConfigError("", "policy.default_n",
+                      std::to_string(config.policy.default_n) + " is greater than policy.max_n (" +
+                          std::to_string(config.policy.max_n) + ")");
+  }
+  if (config.server.host.empty()) throw ConfigError("", "server.host", "must not be empty");
+  if (!config.database.url.empty() && !config.database.url.starts_with("postgresql://") &&
+      !config.database.url.starts_with("postgres://")) {
+    throw ConfigError("", "database.url",
+                      quote(config.database.url) + " is not a postgresql:// or postgres:// URL");
+  }
+}
+
+Config load(const std::optional<std::filesystem::path>& path,
+            const std::map<std::string, std::string>& environment) {
+  Config config = path ? load_file(*path) : Config{};
+  apply_env_overrides(config, environment);
+  validate(config);
+  return config;
+}
+
+std::string to_yaml(const Config& config) {
+  Config copy = config;
+  const auto fields = fields_of(copy);
+  std::string out;
+  std::string_view current;
+  for (const auto& f : fields) {
+    if (f.section != current) {
+      current = f.section;
+      out += std::string(f.section) + ":\n";
+    }
+    out += "  " + std::string(f.key) + ": " + render(f.target) + "\n";
+  }
+  return out;
+}
+
+std::vector<std::string> known_keys() {
+  Config scratch;
+  std::vector<std::string> keys;
+  for (const auto& f : fields_of(scratch)) keys.push_back(dotted(f));
+  return keys;
+}
+
+}  // namespace forkcast::config

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs, idempotently and only what is missing, everything forkcast needs to
+# build, test and run on Debian 12. Safe to run again: a second run installs nothing.
+#
+# Usage: scripts/setup.sh [--with-peers]
+#   --with-peers  also install the benchmark peers (python3-numpy) used by bench/.
+set -euo pipefail
+
+packages=(
+  g++ cmake ninja-build pkg-config git
+  libeigen3-dev libopenblas-dev libnuma-dev
+  libboost1.81-dev
+  libpqxx-dev nlohmann-json3-dev libyaml-cpp-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  libcli11-dev libspdlog-dev prometheus-cpp-dev libssl-dev
+  postgresql-15 postgresql-client-15
+)
+for arg in "$@"; do
+  case "$arg" in
+    --with-peers) packages+=(python3-numpy) ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown argument '$arg' (allowed: --with-peers)" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]} == 0)); then
+  echo "setup: all ${#packages[@]} Debian packages already installed"
+else
+  echo "setup: installing ${#missing[@]} missing package(s): ${missing[*]}"
+  sudo_cmd=()
+  if [[ $(id -u) -ne 0 ]]; then sudo_cmd=(sudo); fi
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  echo "setup: installed ${missing[*]}"
+fi
