@@ -33,5 +33,7 @@ std::string version_line();
 
 void add_version_command(CLI::App& app, const GlobalOptions& global);
 void add_config_command(CLI::App& app, const GlobalOptions& global);
+void add_catalog_command(CLI::App& app, const GlobalOptions& global);
+void add_train_command(CLI::App& app, const GlobalOptions& global);
 
 }  // namespace forkcast::apps

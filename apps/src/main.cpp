@@ -48,8 +48,8 @@ int main(int argc, char** argv) {
 
   forkcast::apps::add_version_command(app, global);
   forkcast::apps::add_config_command(app, global);
-  add_not_built(app, "catalog", "List, show, check and import meals", "the env issue");
-  add_not_built(app, "train", "Train an agent offline", "the tabular agent issue");
+  forkcast::apps::add_catalog_command(app, global);
+  forkcast::apps::add_train_command(app, global);
   add_not_built(app, "serve", "Start the REST service", "the service issue");
   add_not_built(app, "evaluate", "Evaluate policies and write reports", "the evaluation issue");
   add_not_built(app, "db", "Manage the local PostgreSQL instance", "the database issue");

@@ -79,6 +79,37 @@ struct TrainingConfig {
   int eval_episodes = 100;
 };
 
+// Coefficients of the MealSim user simulator; every equation they enter is written out
+// in docs/mealsim.md. Defaults are the calibrated world the shipped models learn in.
+struct MealSimConfig {
+  // Choice model: P(accept) = sigmoid(utility).
+  double utility_bias = 0.2;
+  double taste_weight = 1.2;           // taste in [-~2, ~2]
+  double meal_boredom_weight = 1.6;    // times recency of this very meal
+  double cuisine_boredom_weight = 0.5; // times decayed count of this cuisine
+  double meal_memory_decay = 0.92;     // per slot (7 days ~ 28 slots)
+  double cuisine_memory_decay = 0.75;  // per slot
+  double time_weight = 0.8;            // per 30 min of prep over the user's tolerance
+  double cost_weight = 0.8;            // per 100 % over budget
+  double portion_weight = 0.7;         // per 100 % away from the kcal the user is hungry for
+  double satisfaction_weight = 2.0;    // times (satisfaction - 0.5)
+  // Reward.
+  double reward_accept = 1.0;
+  double reward_taste = 0.3;
+  double reward_nutrition = 3.0;       // times end-of-day adherence in [0, 1]
+  double churn_penalty = 3.0;
+  // Long-term satisfaction (0..1) and churn.
+  double satisfaction_initial = 0.6; 
+  double satisfaction_health = 0.03;   // per eaten meal, times (healthiness - 0.5)
+  double satisfaction_taste = 0.015;   // per eaten meal, times taste
+  double satisfaction_boredom = 0.05;  // per eaten meal, times its recency
+  double satisfaction_day = 0.10;      // per day, times (adherence - 0.5)
+  double satisfaction_reject = 0.007;  // per declined suggestion
+  double churn_threshold = 0.2;        // below it the user may quit at the end of a day
+  // The user's own choice when they decline.
+  double default_portion = 1.15;       // their own portions run larger
+};
+
 struct LoggingConfig {
   std::string level = "info";     // trace | debug | info | warn | error | off
   std::string format = "text";    // text | json
@@ -91,6 +122,7 @@ struct Config {
   ExplorationConfig exploration;
   AdviceConfig advice;
   TrainingConfig training;
+  MealSimConfig mealsim;
   LoggingConfig logging;
 };
 

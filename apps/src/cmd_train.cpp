@@ -1,0 +1,119 @@
+// `forkcast train`: offline training runs.
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <csignal>
+#include <ctime>
+#include <iostream>
+
+#include "build_info.hpp"
+#include "commands.hpp"
+#include "forkcast/policy/tabular_training.hpp"
+
+namespace forkcast::apps {
+namespace {
+
+// The one process-wide flag a signal handler may touch; the training loop only sees it
+// through TabularTrainOptions::stop.
+std::atomic<bool> g_stop_requested{false};
+
+extern "C" void request_stop(int) { g_stop_requested.store(true); }
+
+struct TrainCli {
+  std::string agent = "tabular";
+  std::string run_id, runs_dir, data_dir, resume, export_q;
+  bool no_progress = false;
+  policy::TabularTrainOptions options;
+};
+
+std::string default_run_id(const TrainCli& cli) {
+  char stamp[32];
+  const std::time_t now = std::time(nullptr);
+  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", std::gmtime(&now));
+  return cli.options.env + "-" + cli.agent + "-s" + std::to_string(cli.options.seed) + "-" + stamp;
+}
+
+void run_train(const GlobalOptions& global, TrainCli& cli, CLI::App& sub) {
+  const auto cfg = load_config_and_logging(global);
+  if (cli.agent != "tabular") {
+    std::fprintf(stderr, "forkcast train: --agent %s is not built yet (arrives with the DQN issue)\n", cli.agent.c_str());
+    throw CLI::RuntimeError(kExitUsage);
+  }
+  auto& o = cli.options;
+  // Flags not given on the command line come from the configuration file.
+  if (sub.count("--lr") == 0) o.learning_rate = cfg.training.learning_rate;
+  if (sub.count("--gamma") == 0) o.gamma = cfg.training.gamma;
+  if (sub.count("--max-steps") == 0) o.max_steps = cfg.training.max_steps;
+  if (sub.count("--checkpoint-every") == 0) o.checkpoint_every = cfg.training.checkpoint_every;
+  if (sub.count("--eval-episodes") == 0) o.eval_episodes = cfg.training.eval_episodes;
+  if (sub.count("--eps-max") == 0) o.epsilon_max = cfg.exploration.epsilon_max;
+  if (sub.count("--eps-min") == 0) o.epsilon_min = cfg.exploration.epsilon_min;
+  if (sub.count("--eps-decay") == 0) o.epsilon_decay = cfg.exploration.decay;
+  if (cfg.exploration.schedule != "exponential") {
+    throw std::invalid_argument("exploration.schedule: \"" + cfg.exploration.schedule +
+                                "\" is not supported by the tabular agent (episodes use the exponential schedule)");
+  }
+  o.mealsim = cfg.mealsim;
+  o.data_dir = cli.data_dir.empty() ? std::filesystem::path(cfg.policy.catalog_dir) : std::filesystem::path(cli.data_dir);
+  const std::filesystem::path runs = cli.runs_dir.empty() ? cfg.training.runs_dir : cli.runs_dir;
+  o.run_dir = runs / (cli.run_id.empty() ? default_run_id(cli) : cli.run_id);
+  if (!cli.resume.empty()) o.resume_from = cli.resume;
+  if (!cli.export_q.empty()) o.export_q_csv = cli.export_q;
+  o.git_revision = build_info::kGitRevision;
+  o.show_progress = !cli.no_progress;
+  o.stop = &g_stop_requested;
+  std::signal(SIGINT, request_stop);
+  std::signal(SIGTERM, request_stop);
+
+  spdlog::info("training tabular Q-learning on {} for {} episodes, seed {}, run {}", o.env, o.episodes, o.seed,
+               o.run_dir.string());
+  const auto r = policy::train_tabular(o);
+  if (r.interrupted) {
+    std::cout << "interrupted after " << r.episodes_done << " episodes; checkpoint " << r.checkpoint.string()
+              << "\nresume with: forkcast train --agent tabular --env " << o.env << " --episodes " << o.episodes
+              << " --seed " << o.seed << " --run-id " << o.run_dir.filename().string() << " --resume "
+              << r.checkpoint.string() << "\n";
+    throw CLI::RuntimeError(130);
+  }
+  std::cout << "trained " << r.episodes_done << " episodes (" << r.total_steps << " steps) in " << r.wall_s
+            << " s\ngreedy evaluation over " << r.greedy_eval.episodes << " episodes: mean return "
+            << r.greedy_eval.mean_return << " (std " << r.greedy_eval.std_return << ")\ncheckpoint "
+            << r.checkpoint.string() << "\nmetrics " << (o.run_dir / "metrics.jsonl").string() << "\n";
+  if (o.export_q_csv) std::cout << "Q-table " << o.export_q_csv->string() << "\n";
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app, const GlobalOptions& global) {
+  auto cli = std::make_shared<TrainCli>();
+  auto* sub = app.add_subcommand("train", "Train an agent offline; writes runs/<run-id>/ (metrics.jsonl, checkpoints)");
+  auto& o = cli->options;
+  sub->add_option("--agent", cli->agent, "tabular (dqn arrives with the DQN issue)")
+      ->check(CLI::IsMember({"tabular", "dqn"}));
+  sub->add_option("--env", o.env, "taxi | frozenlake | frozenlake-slippery | mealsim")
+      ->required()
+      ->check(CLI::IsMember({"taxi", "frozenlake", "frozenlake-slippery", "mealsim"}));
+  sub->add_option("--episodes", o.episodes, "training episodes")->required()->check(CLI::PositiveNumber);
+  sub->add_option("--seed", o.seed, "run seed (environment and exploration)")->default_val(0);
+  sub->add_option("--max-steps", o.max_steps, "steps per episode, 0 = the environment's limit (default training.max_steps)");
+  sub->add_option("--lr", o.learning_rate, "learning rate (default training.learning_rate)");
+  sub->add_option("--gamma", o.gamma, "discount (default training.gamma)");
+  sub->add_option("--eps-max", o.epsilon_max, "initial epsilon (default exploration.epsilon_max)");
+  sub->add_option("--eps-min", o.epsilon_min, "final epsilon (default exploration.epsilon_min)");
+  sub->add_option("--eps-decay", o.epsilon_decay,
+                  "per-episode decay: eps = min + (max - min) * exp(-decay * episode) (default exploration.decay)");
+  sub->add_option("--checkpoint-every", o.checkpoint_every, "episodes between checkpoints (default training.checkpoint_every)");
+  sub->add_option("--eval-episodes", o.eval_episodes, "greedy evaluation episodes at the end (default training.eval_episodes)");
+  sub->add_option("--run-id", cli->run_id, "run folder name (default <env>-<agent>-s<seed>-<UTC time>)");
+  sub->add_option("--runs-dir", cli->runs_dir, "parent of run folders (default training.runs_dir)");
+  sub->add_option("--data-dir", cli->data_dir, "catalog and population folder for mealsim (default policy.catalog_dir)");
+  sub->add_option("--resume", cli->resume, "continue from this checkpoint (same env, seed and settings)")
+      ->check(CLI::ExistingFile);
+  sub->add_option("--export-q", cli->export_q, "write the Q-table as CSV with state and action names");
+  sub->add_flag("--no-progress", cli->no_progress, "no progress bar or progress lines");
+  sub->footer("Ctrl-C stops after the current episode and leaves final.safetensors to --resume from.\n"
+              "Exit codes: 0 trained, 130 interrupted (checkpoint written), 1 failure, 2 bad usage.");
+  sub->callback([&global, cli, sub] { run_train(global, *cli, *sub); });
+}
+
+}  // namespace forkcast::apps

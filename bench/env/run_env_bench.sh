@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Runs the environment benchmarks beside their peers and prints ours / peer ratios.
+#
+#   bench/env/run_env_bench.sh              # every benchmark in BENCHMARKS
+#   bench/env/run_env_bench.sh cartpole     # only some of them
+#
+# Environment:
+#   FORKCAST_BUILD_DIR     build tree holding bench/env/bench_* (default: build)
+#   FORKCAST_PEER_SECONDS  how long each Python peer measures (default: 2)
+#   FORKCAST_REPETITIONS   Google Benchmark repetitions; the median is reported (default: 3)
+#   PYTHON                 interpreter with numpy (default: Debian's /usr/bin/python3, which
+#                          gets numpy from `scripts/setup.sh --with-peers`, i.e. python3-numpy)
+#
+# Raw results land in $FORKCAST_BUILD_DIR/bench-results/ (Google Benchmark JSON, one peer
+# JSON line each, and env_summary.tsv with one row per comparison). Single-thread
+# numbers: run on an otherwise idle machine and copy the summary to docs/performance.md.
+#
+# Adding a benchmark: write a bench_<name> function that runs ours and its peer and
+# calls `report`, then add <name> to BENCHMARKS.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT"
+
+BUILD_DIR="${FORKCAST_BUILD_DIR:-build}"
+RESULTS_DIR="$BUILD_DIR/bench-results"
+PEER_SECONDS="${FORKCAST_PEER_SECONDS:-2}"
+REPETITIONS="${FORKCAST_REPETITIONS:-3}"
+SUMMARY="$RESULTS_DIR/env_summary.tsv"
+
+BENCHMARKS=(cartpole)
+
+die() {
+  echo "run_env_bench.sh: $*" >&2
+  exit 1
+}
+
+# The first interpreter that can import numpy.
+find_python() {
+  local candidate
+  for candidate in "${PYTHON:-}" /usr/bin/python3 python3; do
+    if [[ -n "$candidate" ]] && command -v "$candidate" >/dev/null 2>&1 &&
+      "$candidate" -c 'import numpy' >/dev/null 2>&1; then
+      echo "$candidate"
+      return 0
+    fi
+  done
+  die "no python3 with numpy found (install python3-numpy: scripts/setup.sh --with-peers, or set PYTHON)"
+}
+
+# bench_exe NAME: path of a Google Benchmark program of the build, or a helpful error.
+bench_exe() {
+  local exe="$BUILD_DIR/bench/env/$1"
+  [[ -x "$exe" ]] || die "$exe not found; build it first: ninja -C $BUILD_DIR $1"
+  echo "$exe"
+}
+
+# run_gbench EXE OUT_JSON [FILTER]: runs a Google Benchmark program, JSON to OUT_JSON.
+run_gbench() {
+  local exe="$1" out="$2" filter="${3:-.}"
+  "$exe" --benchmark_format=json --benchmark_filter="$filter" \
+    --benchmark_repetitions="$REPETITIONS" --benchmark_report_aggregates_only=true \
+    >"$out"
+}
+
+# items_per_second JSON BENCHMARK: the median items_per_second of one benchmark.
+items_per_second() {
+  "$PY" - "$1" "$2" <<'EOF'
+import json, sys
+path, name = sys.argv[1], sys.argv[2]
+runs = json.load(open(path))["benchmarks"]
+wanted = [r for r in runs if r.get("run_name", r["name"]) == name and r.get("aggregate_name", "median") == "median"]
+if not wanted:
+    sys.exit("no median result for %s in %s" % (name, path))
+print(wanted[0]["items_per_second"])
+EOF
+}
+
+# json_field JSON_FILE FIELD: one top-level field of a one-line JSON document.
+json_field() {
+  "$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"
+}
+
+# report WHAT OURS PEER_NAME PEER: prints and records one comparison.
+report() {
+  local what="$1" ours="$2" peer_name="$3" peer="$4"
+  local ratio
+  ratio="$("$PY" -c 'import sys; print("%.1f" % (float(sys.argv[1]) / float(sys.argv[2])))' "$ours" "$peer")"
+  printf '%-34s ours %14.0f  %-16s %14.0f  ratio %sx\n' "$what" "$ours" "$peer_name" "$peer" "$ratio"
+  printf '%s\t%.0f\t%s\t%.0f\t%s\n' "$what" "$ours" "$peer_name" "$peer" "$ratio" >>"$SUMMARY"
+}
+
+# CartPole-v1 steps per second, one thread, resets included, same policy on both sides.
+bench_cartpole() {
+  local exe json peer_json ours peer
+  exe="$(bench_exe bench_cartpole)"
+  json="$RESULTS_DIR/bench_cartpole.json"
+  peer_json="$RESULTS_DIR/cartpole_numpy.json"
+  run_gbench "$exe" "$json" 'BM_CartPoleStep$'
+  "$PY" bench/peers/cartpole_numpy.py --seconds "$PEER_SECONDS" >"$peer_json"
+  ours="$(items_per_second "$json" BM_CartPoleStep)"
+  peer="$(json_field "$peer_json" steps_per_s)"
+  report "CartPole-v1 steps/s (1 thread)" "$ours" "numpy_cartpole" "$peer"
+}
+
+main() {
+  local names=("$@")
+  if [[ ${#names[@]} -eq 0 ]]; then
+    names=("${BENCHMARKS[@]}")
+  fi
+  local name
+  for name in "${names[@]}"; do
+    declare -F "bench_$name" >/dev/null || die "unknown benchmark '$name' (known: ${BENCHMARKS[*]})"
+  done
+  [[ -d "$BUILD_DIR" ]] || die "build directory '$BUILD_DIR' not found (set FORKCAST_BUILD_DIR)"
+  PY="$(find_python)"
+  mkdir -p "$RESULTS_DIR"
+  printf 'benchmark\tours\tpeer\tpeer_value\tratio\n' >"$SUMMARY"
+  for name in "${names[@]}"; do
+    "bench_$name"
+  done
+  echo "results: $RESULTS_DIR (summary: $SUMMARY)"
+}
+
+main "$@"

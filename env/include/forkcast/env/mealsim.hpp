@@ -1,0 +1,197 @@
+// MealSim: one simulated user over one week (7 days x 4 slots), the world forkcast's
+// agents learn in. Every equation and default is in docs/mealsim.md.
+//
+// At each slot the agent suggests one meal among those allowed now (the slot's meals
+// that respect the user's diet and allergens: a hard mask). The user accepts with
+// probability sigmoid(utility) — taste, portion fit with hunger, boredom, prep time and
+// cost against tolerance, long-term satisfaction — or eats a default of their own.
+// Intake, hunger, boredom memories and satisfaction move; the reward mixes acceptance,
+// taste and, at the end of each day, nutrition adherence. Low satisfaction makes the user
+// churn, ending the episode early.
+//
+// Episode end: after 28 steps (the week; the day is part of the state, so this is a
+// true terminal of a finite-horizon MDP: terminated = true) or on churn (terminated).
+// truncated is set only when MealSimOptions::max_steps cuts the week short.
+//
+// Ownership: MealSim points to the Catalog and Population it was built with; they must
+// outlive it. Not thread-safe; use one simulator per thread.
+// Determinism: reset(seed) draws the user and every random outcome from one stream
+// seeded by `seed`; each step consumes a fixed number of draws whatever the action, so
+// two policies run on the same seed face the same user and the same coin flips
+// (common random numbers).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <random>
+#include <span>
+#include <vector>
+
+#include "forkcast/config/config.hpp"
+#include "forkcast/env/catalog.hpp"
+#include "forkcast/env/env.hpp"
+#include "forkcast/env/population.hpp"
+
+namespace forkcast::env {
+
+inline constexpr int kDaysPerWeek = 7;
+inline constexpr int kStepsPerWeek = kDaysPerWeek * kNumSlots;
+// Share of the day's kcal target each slot is meant to cover.
+inline constexpr std::array<double, kNumSlots> kSlotKcalShare = {0.25, 0.35, 0.30, 0.10};
+
+// Observation layout (float32, kObservationSize values), all roughly in [-1, 2]:
+//   [0..3]   slot one-hot            [4] day / 6          [5] hunger (0..1)
+//   [6]      kcal today / target     [7] protein today / target
+//   [8]      fat today / (30 % of kcal target / 9)        [9] carbs today / (50 % / 4)
+//   [10]     sodium today / limit    [11] fibre today / 30 g
+//   [12]     kcal left today / target (clipped to [-1, 1])
+//   [13]     decayed acceptance rate, all suggestions
+//   [14]     consecutive declines / 4 (clipped to 1)
+//   [15..30] decayed cuisine memory per cuisine (recent meals and cuisines)
+//   [31..46] decayed acceptance rate per cuisine (prior 0.5)
+//   [47] female  [48] age / 100  [49] BMI / 40  [50] (activity factor - 1.2) / 0.7
+//   [51..53] goal one-hot (lose, maintain, gain)
+//   [54..57] diet one-hot (none, vegetarian, vegan, pescatarian)
+//   [58] budget / 15 USD  [59] cook time / 60 min  [60] kcal target / 3000
+//   [61] protein target / 200 g  [62] sodium limit / 2300 mg
+inline constexpr int kObservationSize = 63;
+inline constexpr int kObsSlot = 0, kObsDay = 4, kObsHunger = 5, kObsKcal = 6, kObsProtein = 7;
+inline constexpr int kObsSodium = 10, kObsKcalLeft = 12, kObsAcceptRate = 13, kObsDeclineStreak = 14;
+inline constexpr int kObsCuisineMemory = 15, kObsCuisineAccept = 31, kObsProfile = 47;
+
+// Per-candidate features that change with the state, written by candidate_features():
+//   [0] recency of this meal (decay^(steps since eaten), 0 if never)
+//   [1] decayed cuisine memory of its cuisine
+//   [2] cost / budget   [3] prep time / cook-time tolerance
+//   [4] kcal / kcal the user is hungry for now
+inline constexpr int kCandidateDynamicFeatures = 5;
+
+struct MealStep {
+  double reward = 0;
+  bool terminated = false;
+  bool truncated = false;
+  bool accepted = false;
+  bool churned = false;
+  bool day_ended = false;
+  std::int32_t eaten = -1;  // meal index the user ate (the suggestion or their default)
+};
+
+// What evaluation reports need about one finished (or running) week.
+struct EpisodeStats {
+  int steps = 0;
+  int accepted = 0;
+  std::array<int, kNumSlots> offered_by_slot{};
+  std::array<int, kNumSlots> accepted_by_slot{};
+  int days_completed = 0;
+  std::array<double, kDaysPerWeek> kcal_error{};      // |kcal - target| / target per day
+  std::array<double, kDaysPerWeek> protein_error{};   // |protein - target| / target per day
+  std::array<double, kDaysPerWeek> adherence{};       // 0..1 per day
+  int sodium_over_days = 0;
+  int distinct_meals = 0;
+  int distinct_cuisines = 0;
+  int repeats = 0;             // suggestions of a meal already suggested this week
+  bool churned = false;
+  double final_satisfaction = 0;
+};
+
+struct MealSimOptions {
+  int max_steps = 0;  // 0 = the whole week; otherwise truncate after this many steps
+};
+
+class MealSim {
+ public:
+  MealSim(const Catalog& catalog, const Population& population, config::MealSimConfig config = {},
+          MealSimOptions options = {});
+
+  // Starts a week for a user drawn from the population with `seed`.
+  void reset(std::uint64_t seed);
+  // Starts a week for the given user; `seed` drives the random outcomes.
+  void reset(std::uint64_t seed, const User& user);
+
+  // Starts a week for the next user of the current random stream (no re-seeding).
+  void reset();
+  // The simulator's random stream, for checkpoints of training runs.
+  std::mt19937_64& generator() noexcept { return rng_; }
+
+  // Suggests meal `meal` (catalog index). Throws EnvUsageError if the meal is outside the
+  // catalog or not allowed now, before the first reset, or after the episode ended.
+  MealStep step(Action meal);
+
+  std::span<const float> observation() const noexcept { return observation_; }
+  // 1 where a meal may be suggested now (this slot, safe for the user), else 0.
+  std::span<const std::uint8_t> action_mask() const noexcept {
+    return {masks_[static_cast<std::size_t>(slot_)].data(), catalog_->size()};
+  }
+  // Writes size() x kCandidateDynamicFeatures floats (row-major) for the current state.
+  void candidate_features(std::span<float> out) const;
+
+  int num_actions() const noexcept { return static_cast<int>(catalog_->size()); }
+  Slot slot() const noexcept { return static_cast<Slot>(slot_); }
+  int day() const noexcept { return day_; }
+  int step_index() const noexcept { return t_; }
+  bool done() const noexcept { return done_; }
+  const Catalog& catalog() const noexcept { return *catalog_; }
+  const User& user() const noexcept { return user_; }
+  const config::MealSimConfig& config() const noexcept { return config_; }
+  const EpisodeStats& stats() const noexcept { return stats_; }
+  const Nutrients& intake_today() const noexcept { return intake_; }
+  double kcal_target() const noexcept { return kcal_target_; }
+  double protein_target_g() const noexcept { return protein_target_; }
+
+  // --- Oracle access: hidden state, for baselines and evaluation only. ---
+  double satisfaction() const noexcept { return satisfaction_; }
+  // The user's taste for `meal`, centred on their average over allowed meals (oracle only).
+  double taste(Action meal) const { return base_taste_[static_cast<std::size_t>(meal)]; }
+  double health_centre() const noexcept { return health_centre_; }
+  double hunger() const noexcept { return hunger_; }
+  double accept_probability(Action meal) const;
+  // Expected reward of suggesting `meal` now, over acceptance and the default choice,
+  // including the end-of-day term when this is the day's last slot.
+  double expected_reward(Action meal) const;
+  // End-of-day adherence (0..1) for a day whose intake is `day_total`.
+  double adherence(const Nutrients& day_total) const;
+  // Boredom felt for `meal` now (the utility penalty before weights), oracle only.
+  double meal_recency(Action meal) const;
+  double cuisine_memory(int cuisine) const;
+
+ private:
+  double utility(const Meal& meal) const;
+  double desired_kcal() const;
+  void start_week();
+  void write_observation();
+  void eat(std::int32_t meal_index, bool accepted);
+  double end_day();
+
+  const Catalog* catalog_;
+  const Population* population_;
+  config::MealSimConfig config_;
+  MealSimOptions options_;
+  std::mt19937_64 rng_;
+  User user_;
+
+  // Derived per user at reset.
+  double kcal_target_ = 2000, protein_target_ = 60;
+  std::array<std::vector<std::uint8_t>, kNumSlots> masks_;
+  std::vector<double> base_taste_;  // taste_of(user, meal) per meal, centred; hoisted out of step
+  double health_centre_ = 0.5;      // median healthiness of the catalog
+
+  // State.
+  int t_ = 0, day_ = 0, slot_ = 0;
+  bool started_ = false, done_ = true;
+  double hunger_ = 0.5, satisfaction_ = 0.5;
+  Nutrients intake_;
+  std::vector<std::int32_t> last_eaten_;     // step index, or kNever
+  std::vector<std::int32_t> last_offered_;   // step index, or kNever
+  std::array<double, kMaxCuisines> cuisine_memory_{};  // as of step cuisine_memory_t_
+  int cuisine_memory_t_ = 0;
+  std::array<double, kMaxCuisines> cuisine_offered_{}, cuisine_accepted_{};
+  double offered_decayed_ = 0, accepted_decayed_ = 0;
+  int decline_streak_ = 0;
+  std::vector<double> meal_decay_pow_;       // meal_memory_decay^k for k = 0..kStepsPerWeek
+  std::vector<double> cuisine_decay_pow_;
+  std::array<float, kObservationSize> observation_{};
+  EpisodeStats stats_;
+  std::uint64_t cuisines_seen_ = 0;
+};
+
+}  // namespace forkcast::env
