@@ -2,6 +2,10 @@
 # library so third-party code (yaml-cpp, gtest) is not held to our warning bar.
 add_library(forkcast_options INTERFACE)
 target_compile_options(forkcast_options INTERFACE -Wall -Wextra -Wpedantic)
+# GCC fuses a*b+c into fma when the target has it (-march=native, ARM), which changes
+# results in the last bits: environments and training must give the same trajectory for
+# the same seed on every build, so contraction is off everywhere.
+target_compile_options(forkcast_options INTERFACE -ffp-contract=off)
 if(FORKCAST_WERROR)
   target_compile_options(forkcast_options INTERFACE -Werror)
 endif()

@@ -40,6 +40,10 @@ void run_train(const GlobalOptions& global, TrainCli& cli, CLI::App& sub) {
     throw CLI::RuntimeError(kExitUsage);
   }
   auto& o = cli.options;
+  if (o.env == "cartpole") {
+    throw std::invalid_argument("--env cartpole: its observation is continuous; the tabular agent needs taxi, "
+                                "frozenlake, frozenlake-slippery or mealsim");
+  }
   // Flags not given on the command line come from the configuration file.
   if (sub.count("--lr") == 0) o.learning_rate = cfg.training.learning_rate;
   if (sub.count("--gamma") == 0) o.gamma = cfg.training.gamma;
@@ -90,9 +94,9 @@ void add_train_command(CLI::App& app, const GlobalOptions& global) {
   auto& o = cli->options;
   sub->add_option("--agent", cli->agent, "tabular (dqn arrives with the DQN issue)")
       ->check(CLI::IsMember({"tabular", "dqn"}));
-  sub->add_option("--env", o.env, "taxi | frozenlake | frozenlake-slippery | mealsim")
+  sub->add_option("--env", o.env, "taxi | frozenlake | frozenlake-slippery | mealsim (tabular); cartpole (dqn)")
       ->required()
-      ->check(CLI::IsMember({"taxi", "frozenlake", "frozenlake-slippery", "mealsim"}));
+      ->check(CLI::IsMember({"taxi", "frozenlake", "frozenlake-slippery", "mealsim", "cartpole"}));
   sub->add_option("--episodes", o.episodes, "training episodes")->required()->check(CLI::PositiveNumber);
   sub->add_option("--seed", o.seed, "run seed (environment and exploration)")->default_val(0);
   sub->add_option("--max-steps", o.max_steps, "steps per episode, 0 = the environment's limit (default training.max_steps)");

@@ -30,6 +30,7 @@ namespace {
 constexpr std::size_t kLengthBytes = 8;
 constexpr std::string_view kMetadataKey = "__metadata__";
 constexpr std::string_view kSerializeSource = "serialize_safetensors";
+constexpr std::size_t kMaxJsonDepth = 64;
 
 struct DTypeInfo {
   DType dtype;
@@ -217,6 +218,35 @@ class Parser {
     throw CheckpointError(std::string(source_), std::move(problem));
   }
 
+  // A valid header nests 3 levels deep (object, entry, shape); a hostile one can nest
+  // millions, and every level costs the JSON parser heap. Reject early, with a bound loose
+  // enough that shallow mistakes still get their specific message.
+  void check_nesting(std::string_view header) const {
+    std::size_t depth = 0;
+    bool in_string = false;
+    bool escaped = false;
+    for (const char c : header) {
+      if (in_string) {
+        if (escaped) {
+          escaped = false;
+        } else if (c == '\\') {
+          escaped = true;
+        } else if (c == '"') {
+          in_string = false;
+        }
+      } else if (c == '"') {
+        in_string = true;
+      } else if (c == '{' || c == '[') {
+        if (++depth > kMaxJsonDepth) {
+          fail("header nests JSON deeper than " + std::to_string(kMaxJsonDepth) +
+               " levels (a valid header needs 3)");
+        }
+      } else if ((c == '}' || c == ']') && depth > 0) {
+        --depth;
+      }
+    }
+  }
+
   nlohmann::json parse_header(std::string_view header) const {
     if (const std::size_t bad = find_invalid_utf8(header); bad != std::string_view::npos) {
       fail("header is not valid UTF-8 (byte " + std::to_string(bad) + " of the header)");
@@ -224,6 +254,7 @@ class Parser {
     if (header.empty() || header.front() != '{') {
       fail("header does not start with '{'");
     }
+    check_nesting(header);
     // nlohmann keeps the last of repeated keys silently; a repeated tensor name would lose a
     // tensor, so the parse callback records the first repeat of any key at any depth.
     std::vector<std::set<std::string>> open_objects;
@@ -548,8 +579,15 @@ std::vector<std::byte> serialize_safetensors(const Checkpoint& checkpoint) {
   std::sort(order.begin(), order.end(),
             [](const Tensor* a, const Tensor* b) { return a->name < b->name; });
 
-  nlohmann::ordered_json header = nlohmann::ordered_json::object();
-  if (!checkpoint.metadata.empty()) header[std::string(kMetadataKey)] = checkpoint.metadata;
+  // Built as text rather than as one ordered_json: ordered_json finds keys by linear
+  // search, which is quadratic in the number of tensors. Names and metadata are escaped by
+  // nlohmann's dump(); a json object iterates in std::map's order, as the metadata map does.
+  std::string text = "{";
+  if (!checkpoint.metadata.empty()) {
+    text += nlohmann::json(std::string(kMetadataKey)).dump();
+    text += ':';
+    text += nlohmann::json(checkpoint.metadata).dump();
+  }
   std::uint64_t offset = 0;
   for (std::size_t i = 0; i < order.size(); ++i) {
     const Tensor& tensor = *order[i];
@@ -574,15 +612,21 @@ std::vector<std::byte> serialize_safetensors(const Checkpoint& checkpoint) {
            std::string(dtype_name(tensor.dtype)) + " needs " +
            (expected ? std::to_string(*expected) : std::string("more than 2^64")));
     }
-    nlohmann::ordered_json entry = nlohmann::ordered_json::object();
-    entry["dtype"] = dtype_name(tensor.dtype);
-    entry["shape"] = tensor.shape;
-    entry["data_offsets"] = {offset, offset + *expected};
-    header[tensor.name] = std::move(entry);
+    if (text.size() > 1) text += ',';
+    text += nlohmann::json(tensor.name).dump();
+    text += R"(:{"dtype":")";
+    text += dtype_name(tensor.dtype);
+    text += R"(","shape":[)";
+    for (std::size_t d = 0; d < tensor.shape.size(); ++d) {
+      if (d > 0) text += ',';
+      text += std::to_string(tensor.shape[d]);
+    }
+    text += R"(],"data_offsets":[)";
+    text += std::to_string(offset) + ',' + std::to_string(offset + *expected) + "]}";
     offset += *expected;
   }
+  text += '}';
 
-  std::string text = header.dump();
   // Spaces are JSON whitespace, so padding keeps the header valid while aligning the data.
   text.append((kLengthBytes - text.size() % kLengthBytes) % kLengthBytes, ' ');
   if (text.size() > kMaxHeaderBytes) {

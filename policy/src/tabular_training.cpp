@@ -129,12 +129,18 @@ env::Action random_allowed(std::span<const std::uint8_t> mask, int n, std::mt199
   return -1;  // unreachable: allowed > 0 is checked by greedy_action first
 }
 
+std::string number(double v) {
+  std::ostringstream out;
+  out << v;
+  return out.str();
+}
+
 void validate(const TabularTrainOptions& o) {
   auto bad = [](const std::string& what) { throw std::invalid_argument(what); };
   if (o.episodes <= 0) bad("--episodes: " + std::to_string(o.episodes) + " must be > 0");
   if (o.max_steps < 0) bad("--max-steps: " + std::to_string(o.max_steps) + " must be >= 0");
-  if (!(o.learning_rate > 0 && o.learning_rate <= 1)) bad("--lr: " + std::to_string(o.learning_rate) + " is not in (0, 1]");
-  if (!(o.gamma >= 0 && o.gamma <= 1)) bad("--gamma: " + std::to_string(o.gamma) + " is not in [0, 1]");
+  if (!(o.learning_rate > 0 && o.learning_rate <= 1)) bad("--lr: " + number(o.learning_rate) + " is not in (0, 1]");
+  if (!(o.gamma >= 0 && o.gamma <= 1)) bad("--gamma: " + number(o.gamma) + " is not in [0, 1]");
   if (o.checkpoint_every <= 0) bad("--checkpoint-every: " + std::to_string(o.checkpoint_every) + " must be > 0");
   if (o.log_every <= 0) bad("log_every: " + std::to_string(o.log_every) + " must be > 0");
   if (o.eval_episodes < 0) bad("--eval-episodes: " + std::to_string(o.eval_episodes) + " must be >= 0");

@@ -109,9 +109,104 @@ TEST(Cli, JsonLogFormatIsAccepted) {
 }
 
 TEST(Cli, UnbuiltSubcommandsExitTwoAndSaySo) {
-  for (const char* sub : {"serve", "evaluate", "db status", "advise"}) {
+  for (const char* sub : {"serve", "evaluate", "db status", "advise", "train --agent dqn --env cartpole --episodes 1"}) {
     const auto r = run(sub);
     EXPECT_EQ(r.exit_code, 2) << sub;
     EXPECT_NE(r.output.find("not built yet"), std::string::npos) << sub;
   }
+}
+
+TEST(CliCatalog, CheckPassesOnTheShippedCatalogAndCounts) {
+  const auto r = run("catalog --data-dir " FORKCAST_SOURCE_DIR "/data check");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("catalog OK"), std::string::npos);
+  EXPECT_NE(r.output.find("by slot: breakfast"), std::string::npos);
+}
+
+TEST(CliCatalog, ListFiltersAndShowComputesNutrition) {
+  const auto list = run("catalog --data-dir " FORKCAST_SOURCE_DIR "/tests/env/fixtures/mini list --slot snack");
+  EXPECT_EQ(list.exit_code, 0) << list.output;
+  EXPECT_NE(list.output.find("almonds"), std::string::npos);
+  EXPECT_EQ(list.output.find("chicken_rice_broccoli"), std::string::npos);
+  EXPECT_NE(list.output.find("1 of 4 meals"), std::string::npos);
+  const auto show = run("catalog --data-dir " FORKCAST_SOURCE_DIR "/tests/env/fixtures/mini show almonds");
+  EXPECT_EQ(show.exit_code, 0) << show.output;
+  EXPECT_NE(show.output.find("allergens: tree_nuts"), std::string::npos) << show.output;
+  EXPECT_NE(show.output.find("174 kcal"), std::string::npos) << show.output;  // 579 kcal/100 g x 30 g
+  const auto missing = run("catalog --data-dir " FORKCAST_SOURCE_DIR "/tests/env/fixtures/mini show nope");
+  EXPECT_EQ(missing.exit_code, 2);
+  EXPECT_NE(missing.output.find("meal: \"nope\" is not in the catalog"), std::string::npos);
+  EXPECT_EQ(run("catalog --data-dir " FORKCAST_SOURCE_DIR "/data list --slot brunch").exit_code, 2);
+}
+
+TEST(CliCatalog, CheckFailsWithPreciseMessages) {
+  const auto dir = std::filesystem::temp_directory_path() / "forkcast_cli_badcatalog";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::filesystem::path mini = FORKCAST_SOURCE_DIR "/tests/env/fixtures/mini";
+  for (const char* f : {"foods.csv", "food_tags.csv", "meals.yaml"}) std::filesystem::copy_file(mini / f, dir / f);
+  // Almonds with a wrong energy value: the Atwater rule catches it.
+  std::ifstream in(dir / "foods.csv");
+  std::string text((std::istreambuf_iterator<char>(in)), {});
+  in.close();
+  text.replace(text.find(",579,"), 5, ",1579,");
+  std::ofstream(dir / "foods.csv") << text;
+  const auto r = run("catalog --data-dir " + dir.string() + " check");
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("meal almonds: kcal 474 is not within 15 %"), std::string::npos) << r.output;
+}
+
+TEST(CliCatalog, ImportRefusesABadFileAndAcceptsAGoodOne) {
+  const auto dir = std::filesystem::temp_directory_path() / "forkcast_cli_import";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  const std::filesystem::path mini = FORKCAST_SOURCE_DIR "/tests/env/fixtures/mini";
+  for (const char* f : {"foods.csv", "food_tags.csv", "meals.yaml"}) std::filesystem::copy_file(mini / f, dir / f);
+  const auto bad = write_temp("bad_meals.yaml", "meals:\n  - id: x\n    name: X\n    slot: lunch\n    cuisine: thai\n"
+                                                "    prep_min: 5\n    cost_usd: 1\n    tags: [spicy]\n"
+                                                "    ingredients:\n      - {ndb: \"12345\", g: 10}\n");
+  auto r = run("catalog --data-dir " + dir.string() + " import " + bad);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("bad_meals.yaml:10: ndb: \"12345\" is not in foods.csv"), std::string::npos) << r.output;
+  EXPECT_FALSE(std::filesystem::exists(dir / "meals.d"));
+  const auto good = write_temp("good_meals.yaml", "meals:\n  - id: rice_chickpeas\n    name: Rice and chickpeas\n"
+                                                  "    slot: lunch\n    cuisine: indian\n    prep_min: 15\n"
+                                                  "    cost_usd: 1.5\n    tags: [savory]\n    ingredients:\n"
+                                                  "      - {ndb: \"20045\", g: 200}\n      - {ndb: \"16057\", g: 150}\n");
+  r = run("catalog --data-dir " + dir.string() + " import " + good);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("imported 1 meal(s)"), std::string::npos) << r.output;
+  EXPECT_EQ(run("catalog --data-dir " + dir.string() + " show rice_chickpeas").exit_code, 0);
+}
+
+TEST(CliTrain, TaxiRunWritesMetricsCheckpointAndQTable) {
+  const auto runs = std::filesystem::temp_directory_path() / "forkcast_cli_runs";
+  std::filesystem::remove_all(runs);
+  const auto q = runs / "q.csv";
+  const auto r = run("train --agent tabular --env taxi --episodes 2000 --seed 1 --runs-dir " + runs.string() +
+                     " --run-id t --export-q " + q.string());
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("greedy evaluation over 100 episodes"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("progress: 2000/2000 ep"), std::string::npos) << r.output;  // not a terminal: plain lines
+  EXPECT_TRUE(std::filesystem::exists(runs / "t" / "final.safetensors"));
+  EXPECT_TRUE(std::filesystem::exists(runs / "t" / "latest.safetensors"));
+  EXPECT_TRUE(std::filesystem::exists(runs / "t" / "summary.json"));
+  std::ifstream metrics(runs / "t" / "metrics.jsonl");
+  std::string line;
+  int lines = 0;
+  while (std::getline(metrics, line)) ++lines;
+  EXPECT_EQ(lines, 20);  // one record per 100 episodes
+  EXPECT_TRUE(std::filesystem::exists(q));
+  // Resuming a finished run is a no-op that still evaluates.
+  const auto again = run("train --agent tabular --env taxi --episodes 2000 --seed 1 --runs-dir " + runs.string() +
+                         " --run-id t --resume " + (runs / "t" / "final.safetensors").string());
+  EXPECT_EQ(again.exit_code, 0) << again.output;
+}
+
+TEST(CliTrain, BadArgumentsExitTwo) {
+  EXPECT_EQ(run("train --agent tabular --env chess --episodes 10").exit_code, 2);
+  EXPECT_EQ(run("train --agent tabular --env taxi --episodes 0").exit_code, 2);
+  const auto r = run("train --agent tabular --env taxi --episodes 10 --lr 3");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("--lr: 3"), std::string::npos) << r.output;
 }

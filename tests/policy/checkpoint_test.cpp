@@ -26,7 +26,7 @@ constexpr std::string_view kSource = "t.safetensors";
 
 std::vector<std::byte> to_bytes(std::string_view text) {
   std::vector<std::byte> bytes(text.size());
-  std::memcpy(bytes.data(), text.data(), text.size());
+  if (!text.empty()) std::memcpy(bytes.data(), text.data(), text.size());
   return bytes;
 }
 
@@ -480,10 +480,18 @@ TEST(SafetensorsRobustness, RandomMutationsOnlyEverThrowCheckpointError) {
   }
 }
 
-TEST(SafetensorsRobustness, DeeplyNestedJsonIsRejectedWithoutOverflowingTheStack) {
-  const std::string deep = R"({"w":{"dtype":"U8","shape":)" + std::string(200'000, '[') +
-                           std::string(200'000, ']') + R"(,"data_offsets":[0,0]}})";
-  EXPECT_EQ(parse_error(make_file(deep)),
+TEST(SafetensorsRobustness, DeeplyNestedJsonIsRejectedBeforeParsing) {
+  const auto nested_shape = [](std::size_t depth) {
+    return R"({"w":{"dtype":"U8","shape":)" + std::string(depth, '[') +
+           std::string(depth, ']') + R"(,"data_offsets":[0,0]}})";
+  };
+  EXPECT_EQ(parse_error(make_file(nested_shape(200'000))),
+            problem("header nests JSON deeper than 64 levels (a valid header needs 3)"));
+  // Brackets inside strings do not count.
+  const std::string in_string = R"({"__metadata__":{"k":")" + std::string(1000, '[') + R"("}})";
+  EXPECT_EQ(parse_safetensors(make_file(in_string), kSource).metadata.at("k").size(), 1000U);
+  // Shallow mistakes keep their specific message.
+  EXPECT_EQ(parse_error(make_file(nested_shape(10))),
             problem("tensor \"w\": shape entry 0 is an array of 1 elements, not an integer in "
                     "[0, 2^63)"));
 }

@@ -15,8 +15,9 @@
 // CheckpointError "<file>: <problem>":
 //   - the input holds the 8-byte length, N <= kMaxHeaderBytes and 8 + N <= input size;
 //   - the header is valid UTF-8 and JSON, starts with '{' (as the reference reader
-//     requires), is an object, and no object in it repeats a key (a repeated tensor name
-//     included);
+//     requires), is an object, nests at most 64 levels deep (a valid one needs 3; this
+//     bounds the parser's memory), and no object in it repeats a key (a repeated tensor
+//     name included);
 //   - "__metadata__", if present, is an object whose values are all strings;
 //   - every other entry is an object with exactly "dtype", "shape" and "data_offsets";
 //     dtype is one of the names of DType below; shape is an array of integers in
