@@ -2,8 +2,9 @@
 # Installs, idempotently and only what is missing, everything forkcast needs to
 # build, test and run on Debian 12. Safe to run again: a second run installs nothing.
 #
-# Usage: scripts/setup.sh [--with-peers]
+# Usage: scripts/setup.sh [--with-peers] [--with-fuzz]
 #   --with-peers  also install the benchmark peers (python3-numpy) used by bench/.
+#   --with-fuzz   also install clang and libFuzzer for tests/fuzz.
 set -euo pipefail
 
 packages=(
@@ -18,8 +19,9 @@ packages=(
 for arg in "$@"; do
   case "$arg" in
     --with-peers) packages+=(python3-numpy) ;;
-    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
-    *) echo "setup.sh: unknown argument '$arg' (allowed: --with-peers)" >&2; exit 2 ;;
+    --with-fuzz) packages+=(clang libclang-rt-14-dev) ;;
+    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    *) echo "setup.sh: unknown argument '$arg' (allowed: --with-peers, --with-fuzz)" >&2; exit 2 ;;
   esac
 done
 
