@@ -20,7 +20,7 @@ std::int32_t MealSimDiscretizer::state(std::span<const float> o) {
   }
   int diet = 0;
   for (int d = 0; d < kDiets; ++d) {
-    if (o[static_cast<std::size_t>(fe::kObsProfile + 11 + d)] > 0.5F) diet = d;
+    if (o[static_cast<std::size_t>(fe::kObsDiet + d)] > 0.5F) diet = d;
   }
   double expected_share = 0;
   for (int s = 0; s < slot; ++s) expected_share += fe::kSlotKcalShare[static_cast<std::size_t>(s)];

@@ -300,10 +300,9 @@ void MealSim::write_observation() {
   o[i++] = static_cast<float>(p.age / 100.0);
   o[i++] = static_cast<float>(p.weight_kg / ((p.height_cm / 100.0) * (p.height_cm / 100.0)) / 40.0);
   o[i++] = static_cast<float>((activity_factor(p.activity) - 1.2) / 0.7);
-  o[i + static_cast<std::size_t>(p.goal)] = 1.0F;
-  i += 3;
-  o[i + static_cast<std::size_t>(p.diet)] = 1.0F;
-  i += 4;
+  o[kObsGoal + static_cast<std::size_t>(p.goal)] = 1.0F;
+  o[kObsDiet + static_cast<std::size_t>(p.diet)] = 1.0F;
+  i = kObsDiet + 4;
   o[i++] = static_cast<float>(p.budget_usd / 15.0);
   o[i++] = static_cast<float>(p.cook_time_min / 60.0);
   o[i++] = static_cast<float>(kcal_target_ / 3000.0);

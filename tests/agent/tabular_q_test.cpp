@@ -88,8 +88,14 @@ TEST(MealSimDiscretizer, MapsEveryObservationToAValidNamedState) {
       const auto s = fa::MealSimDiscretizer::state(sim.observation());
       ASSERT_GE(s, 0);
       ASSERT_LT(s, fa::MealSimDiscretizer::kNumStates);
-      // The slot is recoverable from the state (it leads the encoding).
+      // The slot is recoverable from the state (it leads the encoding), and the name
+      // reports the user's real diet (a regression test: the diet was once read from
+      // the wrong observation indices).
       ASSERT_EQ(s / (fa::MealSimDiscretizer::kNumStates / 4), static_cast<int>(sim.slot()));
+      const auto name = fa::MealSimDiscretizer::state_name(s, catalog.cuisines());
+      ASSERT_NE(name.find(" diet=" + std::string(fe::diet_preference_name(sim.user().profile.diet)) + " "),
+                std::string::npos)
+          << name;
       seen.insert(s);
       sim.step(policy.act(sim, rng));
     }

@@ -100,10 +100,10 @@ struct MealSimConfig {
   double churn_penalty = 3.0;
   // Long-term satisfaction (0..1) and churn.
   double satisfaction_initial = 0.6; 
-  double satisfaction_health = 0.03;   // per eaten meal, times (healthiness - 0.5)
+  double satisfaction_health = 0.03;   // per eaten meal, times 2 (healthiness - catalog median)
   double satisfaction_taste = 0.015;   // per eaten meal, times taste
   double satisfaction_boredom = 0.05;  // per eaten meal, times its recency
-  double satisfaction_day = 0.10;      // per day, times (adherence - 0.5)
+  double satisfaction_day = 0.10;      // per day, times 2 (adherence - 0.5)
   double satisfaction_reject = 0.007;  // per declined suggestion
   double churn_threshold = 0.2;        // below it the user may quit at the end of a day
   // The user's own choice when they decline.

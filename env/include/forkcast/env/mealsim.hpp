@@ -57,7 +57,7 @@ inline constexpr std::array<double, kNumSlots> kSlotKcalShare = {0.25, 0.35, 0.3
 inline constexpr int kObservationSize = 63;
 inline constexpr int kObsSlot = 0, kObsDay = 4, kObsHunger = 5, kObsKcal = 6, kObsProtein = 7;
 inline constexpr int kObsSodium = 10, kObsKcalLeft = 12, kObsAcceptRate = 13, kObsDeclineStreak = 14;
-inline constexpr int kObsCuisineMemory = 15, kObsCuisineAccept = 31, kObsProfile = 47;
+inline constexpr int kObsCuisineMemory = 15, kObsCuisineAccept = 31, kObsProfile = 47, kObsGoal = 51, kObsDiet = 54;
 
 // Per-candidate features that change with the state, written by candidate_features():
 //   [0] recency of this meal (decay^(steps since eaten), 0 if never)
