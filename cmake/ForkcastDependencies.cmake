@@ -7,6 +7,7 @@ find_package(CLI11 REQUIRED)
 find_package(nlohmann_json 3 REQUIRED)
 find_package(Eigen3 3.4 REQUIRED NO_MODULE)
 find_package(OpenSSL REQUIRED COMPONENTS Crypto)
+find_library(FORKCAST_NUMA_LIBRARY numa REQUIRED)  # libnuma-dev: NUMA placement of training workers
 if(FORKCAST_BUILD_TESTS)
   find_package(GTest REQUIRED)
 endif()

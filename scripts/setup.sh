@@ -43,3 +43,12 @@ else
   "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   echo "setup: installed ${missing[*]}"
 fi
+
+# PostgreSQL refuses to run as root. When forkcast runs as root (containers, CI) its local
+# database (db/, `forkcast db start`) runs as this unprivileged system user instead; as a
+# normal user it runs as that user and needs nothing here.
+if [[ $(id -u) -eq 0 ]] && ! getent passwd forkcast >/dev/null; then
+  useradd --system --user-group --no-create-home --home-dir /nonexistent \
+    --shell /usr/sbin/nologin --comment "forkcast local PostgreSQL" forkcast
+  echo "setup: created system user forkcast (runs the local PostgreSQL when forkcast runs as root)"
+fi

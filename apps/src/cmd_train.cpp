@@ -8,6 +8,7 @@
 
 #include "build_info.hpp"
 #include "commands.hpp"
+#include "forkcast/policy/dqn_training.hpp"
 #include "forkcast/policy/tabular_training.hpp"
 
 namespace forkcast::apps {
@@ -24,7 +25,60 @@ struct TrainCli {
   std::string run_id, runs_dir, data_dir, resume, export_q;
   bool no_progress = false;
   policy::TabularTrainOptions options;
+  // DQN flags; unset ones keep policy::default_dqn_options(env).
+  std::int64_t steps = 0, learning_starts = -1, eval_every = -1, buffer_size = 0;
+  std::vector<int> hidden;
+  int batch_size = 0, n_step = 0, train_frequency = 0, gradient_steps = 0, target_update = 0;
+  double tau = 0, exploration_fraction = 0, dqn_lr = 0, dqn_gamma = -1;
+  bool per = false, no_double = false;
+  std::string numa = "auto";
+  bool eval_episodes_given = false, checkpoint_every_given = false;
 };
+
+void run_dqn(const config::Config& cfg, TrainCli& cli) {
+  auto o = policy::default_dqn_options(cli.options.env);
+  o.seed = cli.options.seed;
+  if (cli.steps > 0) o.total_steps = cli.steps;
+  if (!cli.hidden.empty()) o.dqn.hidden = cli.hidden;
+  if (cli.batch_size > 0) o.dqn.batch_size = cli.batch_size;
+  if (cli.n_step > 0) o.dqn.n_step = cli.n_step;
+  if (cli.train_frequency > 0) o.train_frequency = cli.train_frequency;
+  if (cli.gradient_steps > 0) o.gradient_steps = cli.gradient_steps;
+  if (cli.target_update > 0) o.dqn.target_update_every = cli.target_update;
+  if (cli.tau > 0) o.dqn.tau = cli.tau;
+  if (cli.exploration_fraction > 0) o.exploration_fraction = cli.exploration_fraction;
+  if (cli.dqn_lr > 0) o.dqn.learning_rate = cli.dqn_lr;
+  if (cli.dqn_gamma >= 0) o.dqn.gamma = cli.dqn_gamma;
+  if (cli.learning_starts >= 0) o.learning_starts = cli.learning_starts;
+  if (cli.eval_every >= 0) o.eval_every = cli.eval_every;
+  if (cli.buffer_size > 0) o.buffer_size = static_cast<std::size_t>(cli.buffer_size);
+  if (cli.eval_episodes_given) o.eval_episodes = cli.options.eval_episodes;
+  if (cli.checkpoint_every_given) o.checkpoint_every = cli.options.checkpoint_every;
+  o.prioritized = cli.per;
+  o.dqn.double_dqn = !cli.no_double;
+  o.numa = cli.numa;
+  o.mealsim = cfg.mealsim;
+  o.data_dir = cli.options.data_dir;
+  o.run_dir = cli.options.run_dir;
+  o.resume_from = cli.options.resume_from;
+  o.git_revision = cli.options.git_revision;
+  o.show_progress = cli.options.show_progress;
+  o.stop = cli.options.stop;
+  if (cli.options.export_q_csv) throw std::invalid_argument("--export-q: only the tabular agent has a Q-table");
+  spdlog::info("training DQN on {} for {} steps, seed {}, run {}", o.env, o.total_steps, o.seed, o.run_dir.string());
+  const auto r = policy::train_dqn(o);
+  if (r.interrupted) {
+    std::cout << "interrupted after " << r.steps_done << " steps; checkpoint " << r.checkpoint.string()
+              << "\nresume with: forkcast train --agent dqn --env " << o.env << " --steps " << o.total_steps << " --seed "
+              << o.seed << " --run-id " << o.run_dir.filename().string() << " --resume " << r.checkpoint.string() << "\n";
+    throw CLI::RuntimeError(130);
+  }
+  std::cout << "trained " << r.steps_done << " steps (" << r.episodes << " episodes) in " << r.wall_s
+            << " s\nbest network at step " << r.best_step << "; greedy evaluation over " << r.greedy_eval.episodes
+            << " episodes: mean return " << r.greedy_eval.mean_return << " (std " << r.greedy_eval.std_return
+            << ")\nmodel " << r.model.string() << "\ncheckpoint " << r.checkpoint.string() << "\nmetrics "
+            << (o.run_dir / "metrics.jsonl").string() << "\n";
+}
 
 std::string default_run_id(const TrainCli& cli) {
   char stamp[32];
@@ -35,15 +89,15 @@ std::string default_run_id(const TrainCli& cli) {
 
 void run_train(const GlobalOptions& global, TrainCli& cli, CLI::App& sub) {
   const auto cfg = load_config_and_logging(global);
-  if (cli.agent != "tabular") {
-    std::fprintf(stderr, "forkcast train: --agent %s is not built yet (arrives with the DQN issue)\n", cli.agent.c_str());
-    throw CLI::RuntimeError(kExitUsage);
-  }
   auto& o = cli.options;
-  if (o.env == "cartpole") {
+  if (cli.agent == "dqn" && o.env != "cartpole" && o.env != "mealsim") {
+    throw std::invalid_argument("--env " + o.env + ": the dqn agent trains on cartpole or mealsim");
+  }
+  if (cli.agent == "tabular" && o.env == "cartpole") {
     throw std::invalid_argument("--env cartpole: its observation is continuous; the tabular agent needs taxi, "
                                 "frozenlake, frozenlake-slippery or mealsim");
   }
+  if (cli.agent == "tabular" && sub.count("--episodes") == 0) throw std::invalid_argument("--episodes: required by the tabular agent");
   // Flags not given on the command line come from the configuration file.
   if (sub.count("--lr") == 0) o.learning_rate = cfg.training.learning_rate;
   if (sub.count("--gamma") == 0) o.gamma = cfg.training.gamma;
@@ -68,6 +122,12 @@ void run_train(const GlobalOptions& global, TrainCli& cli, CLI::App& sub) {
   o.stop = &g_stop_requested;
   std::signal(SIGINT, request_stop);
   std::signal(SIGTERM, request_stop);
+  if (cli.agent == "dqn") {
+    cli.eval_episodes_given = sub.count("--eval-episodes") > 0;
+    cli.checkpoint_every_given = sub.count("--checkpoint-every") > 0;
+    run_dqn(cfg, cli);
+    return;
+  }
 
   spdlog::info("training tabular Q-learning on {} for {} episodes, seed {}, run {}", o.env, o.episodes, o.seed,
                o.run_dir.string());
@@ -92,12 +152,31 @@ void add_train_command(CLI::App& app, const GlobalOptions& global) {
   auto cli = std::make_shared<TrainCli>();
   auto* sub = app.add_subcommand("train", "Train an agent offline; writes runs/<run-id>/ (metrics.jsonl, checkpoints)");
   auto& o = cli->options;
-  sub->add_option("--agent", cli->agent, "tabular (dqn arrives with the DQN issue)")
-      ->check(CLI::IsMember({"tabular", "dqn"}));
+  sub->add_option("--agent", cli->agent, "tabular | dqn")->check(CLI::IsMember({"tabular", "dqn"}));
   sub->add_option("--env", o.env, "taxi | frozenlake | frozenlake-slippery | mealsim (tabular); cartpole (dqn)")
       ->required()
       ->check(CLI::IsMember({"taxi", "frozenlake", "frozenlake-slippery", "mealsim", "cartpole"}));
-  sub->add_option("--episodes", o.episodes, "training episodes")->required()->check(CLI::PositiveNumber);
+  sub->add_option("--episodes", o.episodes, "training episodes (tabular)")->check(CLI::PositiveNumber);
+  sub->add_option("--steps", cli->steps, "environment steps (dqn; default 150000 cartpole, 300000 mealsim)")
+      ->check(CLI::PositiveNumber);
+  sub->add_option("--hidden", cli->hidden, "hidden layer sizes (dqn), e.g. --hidden 256 256")->expected(1, 8);
+  sub->add_option("--batch-size", cli->batch_size, "minibatch size (dqn)")->check(CLI::PositiveNumber);
+  sub->add_option("--buffer-size", cli->buffer_size, "replay capacity in transitions (dqn)")->check(CLI::PositiveNumber);
+  sub->add_option("--learning-starts", cli->learning_starts, "steps before the first update (dqn)");
+  sub->add_option("--train-frequency", cli->train_frequency, "steps between update rounds (dqn)")->check(CLI::PositiveNumber);
+  sub->add_option("--gradient-steps", cli->gradient_steps, "updates per round (dqn)")->check(CLI::PositiveNumber);
+  sub->add_option("--target-update", cli->target_update, "updates between hard target copies (dqn)")->check(CLI::PositiveNumber);
+  sub->add_option("--tau", cli->tau, "Polyak factor; < 1 averages the target after every update (dqn)");
+  sub->add_option("--n-step", cli->n_step, "n-step returns (dqn)")->check(CLI::PositiveNumber);
+  sub->add_option("--exploration-fraction", cli->exploration_fraction,
+                  "fraction of --steps over which epsilon decays linearly (dqn)");
+  sub->add_option("--dqn-lr", cli->dqn_lr, "Adam learning rate (dqn)");
+  sub->add_option("--dqn-gamma", cli->dqn_gamma, "discount (dqn)");
+  sub->add_option("--eval-every", cli->eval_every, "steps between greedy evaluations; the best network is kept (dqn)");
+  sub->add_flag("--per", cli->per, "prioritized replay (dqn)");
+  sub->add_flag("--no-double", cli->no_double, "plain DQN targets instead of double DQN (dqn)");
+  sub->add_option("--numa", cli->numa, "auto | off: place the training worker and its buffers with libnuma (dqn)")
+      ->check(CLI::IsMember({"auto", "off"}));
   sub->add_option("--seed", o.seed, "run seed (environment and exploration)")->default_val(0);
   sub->add_option("--max-steps", o.max_steps, "steps per episode, 0 = the environment's limit (default training.max_steps)");
   sub->add_option("--lr", o.learning_rate, "learning rate (default training.learning_rate)");
@@ -106,7 +185,7 @@ void add_train_command(CLI::App& app, const GlobalOptions& global) {
   sub->add_option("--eps-min", o.epsilon_min, "final epsilon (default exploration.epsilon_min)");
   sub->add_option("--eps-decay", o.epsilon_decay,
                   "per-episode decay: eps = min + (max - min) * exp(-decay * episode) (default exploration.decay)");
-  sub->add_option("--checkpoint-every", o.checkpoint_every, "episodes between checkpoints (default training.checkpoint_every)");
+  sub->add_option("--checkpoint-every", o.checkpoint_every, "episodes (tabular) or steps (dqn) between checkpoints (default training.checkpoint_every; dqn 50000)");
   sub->add_option("--eval-episodes", o.eval_episodes, "greedy evaluation episodes at the end (default training.eval_episodes)");
   sub->add_option("--run-id", cli->run_id, "run folder name (default <env>-<agent>-s<seed>-<UTC time>)");
   sub->add_option("--runs-dir", cli->runs_dir, "parent of run folders (default training.runs_dir)");

@@ -258,7 +258,8 @@ MealStep MealSim::step(Action meal) {
   out.truncated = !out.terminated && options_.max_steps > 0 && t_ >= options_.max_steps;
   done_ = out.terminated || out.truncated;
   stats_.final_satisfaction = satisfaction_;
-  if (!done_) write_observation();
+  // A truncated week still has a next state to bootstrap from; a terminated one has none.
+  if (!out.terminated) write_observation();
   return out;
 }
 
@@ -316,19 +317,35 @@ void MealSim::candidate_features(std::span<float> out) const {
     throw std::invalid_argument("MealSim::candidate_features: buffer of " + std::to_string(out.size()) +
                                 " floats is smaller than " + std::to_string(n * kCandidateDynamicFeatures));
   }
-  const auto s = static_cast<std::size_t>(slot_);
-  const double budget = user_.profile.budget_usd * kBudgetShare[s];
-  const double tolerance = std::max(1.0, user_.profile.cook_time_min * kTimeTolerance[s]);
-  const double desired = desired_kcal();
-  const auto& meals = catalog_->meals();
   for (std::size_t m = 0; m < n; ++m) {
-    float* row = out.data() + m * kCandidateDynamicFeatures;
-    row[0] = static_cast<float>(meal_recency(static_cast<Action>(m)));
-    row[1] = static_cast<float>(cuisine_memory_[static_cast<std::size_t>(meals[m].cuisine_index)]);
-    row[2] = static_cast<float>(meals[m].cost_usd / budget);
-    row[3] = static_cast<float>(meals[m].prep_min / tolerance);
-    row[4] = static_cast<float>(meals[m].per_serving.kcal / desired);
+    write_candidate_dynamic(*catalog_, observation_, static_cast<int>(m),
+                            static_cast<float>(meal_recency(static_cast<Action>(m))),
+                            out.data() + m * kCandidateDynamicFeatures);
   }
+}
+
+void write_candidate_dynamic(const Catalog& catalog, std::span<const float> o, int meal, float recency, float* out) {
+  std::size_t slot = 0;
+  for (std::size_t s = 1; s < kNumSlots; ++s) {
+    if (o[kObsSlot + s] > o[kObsSlot + slot]) slot = s;
+  }
+  const Meal& m = catalog.meals()[static_cast<std::size_t>(meal)];
+  const double budget = std::max(0.1, o[kObsBudget] * 15.0 * kBudgetShare[slot]);
+  const double tolerance = std::max(1.0, o[kObsCookTime] * 60.0 * kTimeTolerance[slot]);
+  const double desired = std::max(1.0, kSlotKcalShare[slot] * o[kObsKcalTarget] * 3000.0 * (0.5 + o[kObsHunger]));
+  out[0] = recency;
+  out[1] = o[static_cast<std::size_t>(kObsCuisineMemory + m.cuisine_index)];
+  out[2] = static_cast<float>(m.cost_usd / budget);
+  out[3] = static_cast<float>(m.prep_min / tolerance);
+  out[4] = static_cast<float>(m.per_serving.kcal / desired);
+}
+
+void write_candidate_input(const Catalog& catalog, std::span<const float> observation, int meal, float recency,
+                           float* row) {
+  std::copy(observation.begin(), observation.begin() + kObservationSize, row);
+  const float* features = catalog.meal_features().data() + static_cast<std::size_t>(meal) * kMealStaticFeatures;
+  std::copy(features, features + kMealStaticFeatures, row + kObservationSize);
+  write_candidate_dynamic(catalog, observation, meal, recency, row + kObservationSize + kMealStaticFeatures);
 }
 
 }  // namespace forkcast::env

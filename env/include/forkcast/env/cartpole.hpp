@@ -150,6 +150,8 @@ class CartPoleEnv {
   Observation reset(std::uint64_t seed);
   // Starts an episode, continuing the generator.
   Observation reset();
+  // The environment's random stream, so a training checkpoint can save and restore it.
+  std::mt19937_64& generator() noexcept { return rng_; }
 
   // Advances one tau. Reward +1 on every step including the terminating one (0 and -1 with
   // sutton_barto_reward). `truncated` is TimeLimit's: elapsed steps >= max_episode_steps,

@@ -65,6 +65,22 @@ inline constexpr int kObsCuisineMemory = 15, kObsCuisineAccept = 31, kObsProfile
 //   [2] cost / budget   [3] prep time / cook-time tolerance
 //   [4] kcal / kcal the user is hungry for now
 inline constexpr int kCandidateDynamicFeatures = 5;
+inline constexpr int kObsBudget = 58, kObsCookTime = 59, kObsKcalTarget = 60;
+
+// Inputs of a candidate-scoring network for one (state, meal) pair:
+//   [observation (kObservationSize) | meal static features (kMealStaticFeatures) |
+//    candidate dynamic features (kCandidateDynamicFeatures)].
+inline constexpr int kCandidateInputSize = kObservationSize + kMealStaticFeatures + kCandidateDynamicFeatures;
+
+// Writes the kCandidateDynamicFeatures of `meal` from an observation and the meal's
+// recency. Everything but the recency is recomputed from the observation (slot, hunger,
+// budget, cook time, kcal target and cuisine memory are all in it), so a replay buffer
+// only has to keep observations and recencies to rebuild any candidate later.
+void write_candidate_dynamic(const Catalog& catalog, std::span<const float> observation, int meal,
+                             float recency, float* out);
+// Writes one full candidate input row (kCandidateInputSize floats) into `row`.
+void write_candidate_input(const Catalog& catalog, std::span<const float> observation, int meal,
+                           float recency, float* row);
 
 struct MealStep {
   double reward = 0;

@@ -1,0 +1,72 @@
+// Everything db/ offers, wired: the connection pool (with every repository statement), the
+// repositories and the feedback group-commit writer. This is what the service holds.
+//
+//   db::LocalInstance local(db::instance_options(cfg.database));   // unless database.url
+//   auto started = local.start();
+//   db::Database database(db::database_options(cfg.database, local.url()));
+//   database.users().create(...);
+//   database.feedback_writer().submit(...);
+//   if (!started.already_running) local.stop();                    // on exit
+//
+// Ownership: Database owns the pool, the repositories and the writer; references it hands
+// out live as long as it does. Thread-safe as its parts are (all of them are).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "forkcast/config/config.hpp"
+#include "forkcast/db/feedback_writer.hpp"
+#include "forkcast/db/migrations.hpp"
+#include "forkcast/db/pool.hpp"
+#include "forkcast/db/repositories.hpp"
+
+namespace forkcast::db {
+
+struct DatabaseOptions {
+  std::string url;                  // required
+  int pool_size = 8;
+  int checkout_timeout_ms = 2'000;
+  int group_commit_window_ms = 2;
+  // On construction: true applies pending migrations; false only checks that the schema
+  // is exactly this binary's (SchemaError if it is older or newer).
+  bool migrate = true;
+};
+
+// database.pool_size, checkout_timeout_ms and group_commit_window_ms with `url`.
+DatabaseOptions database_options(const config::DatabaseConfig& config, std::string url);
+
+class Database {
+ public:
+  // Connects, checks (or migrates) the schema. Throws DatabaseUnavailable when the server
+  // cannot be reached within the checkout timeout, SchemaError on a schema mismatch.
+  explicit Database(DatabaseOptions options);
+  ~Database();
+
+  ConnectionPool& pool() noexcept { return *pool_; }
+  UserRepository& users() noexcept { return users_; }
+  UserStateRepository& user_state() noexcept { return user_state_; }
+  DecisionRepository& decisions() noexcept { return decisions_; }
+  FeedbackRepository& feedback() noexcept { return feedback_; }
+  MealLogRepository& meal_log() noexcept { return meal_log_; }
+  ModelRepository& models() noexcept { return models_; }
+  TrainingRunRepository& training_runs() noexcept { return training_runs_; }
+  EvalReportRepository& eval_reports() noexcept { return eval_reports_; }
+  FeedbackWriter& feedback_writer() noexcept { return *feedback_writer_; }
+  const SchemaStatus& schema() const noexcept { return schema_; }
+
+ private:
+  std::unique_ptr<ConnectionPool> pool_;  // first: everything below borrows it
+  SchemaStatus schema_;
+  UserRepository users_;
+  UserStateRepository user_state_;
+  DecisionRepository decisions_;
+  FeedbackRepository feedback_;
+  MealLogRepository meal_log_;
+  ModelRepository models_;
+  TrainingRunRepository training_runs_;
+  EvalReportRepository eval_reports_;
+  std::unique_ptr<FeedbackWriter> feedback_writer_;  // last: stopped first
+};
+
+}  // namespace forkcast::db

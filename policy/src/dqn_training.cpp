@@ -1,0 +1,710 @@
+#include "forkcast/policy/dqn_training.hpp"
+
+#include <numa.h>
+#include <sched.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+#include <deque>
+#include <fstream>
+#include <limits>
+#include <sstream>
+
+#include "forkcast/env/cartpole.hpp"
+#include "forkcast/env/mealsim.hpp"
+#include "forkcast/policy/checkpoint.hpp"
+#include "forkcast/policy/explore.hpp"
+#include "forkcast/policy/progress.hpp"
+
+namespace forkcast::policy {
+
+namespace {
+
+namespace nn = agent::nn;
+constexpr const char* kFormat = "forkcast.dqn.v1";
+constexpr const char* kModelFormat = "forkcast.dqn-model.v1";
+constexpr std::uint64_t kEvalSeedSalt = 0xe7a1'5eed'0000'0000ULL;
+constexpr int kMaxCandidates = 128;
+
+// --- Environments seen by the loop. -----------------------------------------------------
+
+struct CartPoleDqnEnv {
+  static constexpr bool kCandidates = false;
+  env::CartPoleEnv env;
+  std::array<float, 4> obs{};
+  std::span<const float> observation() const { return obs; }
+  void reset(std::uint64_t seed) { obs = env.reset(seed); }
+  void reset() { obs = env.reset(); }
+  std::mt19937_64& generator() { return env.generator(); }
+  struct Outcome {
+    double reward;
+    bool terminated, truncated;
+  };
+  Outcome step(env::Action a) {
+    const auto r = env.step(a);
+    obs = r.observation;
+    return {r.reward, r.terminated, r.truncated};
+  }
+  static int input_size() { return 4; }
+  static int num_actions() { return 2; }
+  std::string spec() const { return "CartPole-v1"; }
+};
+
+struct MealSimDqnEnv {
+  static constexpr bool kCandidates = true;
+  MealSimDqnEnv(const std::filesystem::path& data_dir, const config::MealSimConfig& cfg)
+      : catalog(std::make_unique<env::Catalog>(env::Catalog::load(data_dir))),
+        population(std::make_unique<env::Population>(env::Population::load(data_dir / "population.yaml"))),
+        sim(std::make_unique<env::MealSim>(*catalog, *population, cfg)) {}
+  std::unique_ptr<env::Catalog> catalog;
+  std::unique_ptr<env::Population> population;
+  std::unique_ptr<env::MealSim> sim;
+  std::vector<std::int16_t> allowed;
+  std::vector<float> recency;
+
+  std::span<const float> observation() const { return sim->observation(); }
+  void reset(std::uint64_t seed) { sim->reset(seed); }
+  void reset() { sim->reset(); }
+  std::mt19937_64& generator() { return sim->generator(); }
+  struct Outcome {
+    double reward;
+    bool terminated, truncated;
+  };
+  Outcome step(env::Action a) {
+    const auto r = sim->step(a);
+    return {r.reward, r.terminated, r.truncated};
+  }
+  // The allowed candidates of the current state and their recencies.
+  void refresh_candidates() {
+    allowed.clear();
+    recency.clear();
+    const auto mask = sim->action_mask();
+    for (std::size_t m = 0; m < mask.size(); ++m) {
+      if (!mask[m]) continue;
+      allowed.push_back(static_cast<std::int16_t>(m));
+      recency.push_back(static_cast<float>(sim->meal_recency(static_cast<env::Action>(m))));
+    }
+    if (allowed.size() > static_cast<std::size_t>(kMaxCandidates)) {
+      throw std::invalid_argument("MealSim: " + std::to_string(allowed.size()) + " candidates in one slot exceed " +
+                                  std::to_string(kMaxCandidates));
+    }
+  }
+  static int input_size() { return env::kCandidateInputSize; }
+  static int num_actions() { return 0; }
+  std::string spec() const { return "MealSim catalog " + catalog->content_hash(); }
+};
+
+std::string generator_state(const std::mt19937_64& rng) {
+  std::ostringstream out;
+  out << rng;
+  return out.str();
+}
+
+void place_numa(const std::string& mode) {
+  if (mode == "off") {
+    spdlog::info("NUMA placement off");
+    return;
+  }
+  if (numa_available() < 0) {
+    spdlog::info("NUMA: not available on this machine; placement unchanged");
+    return;
+  }
+  const int nodes = numa_num_configured_nodes();
+  if (nodes <= 1) {
+    spdlog::info("NUMA: one node; placement unchanged");
+    return;
+  }
+  // One training worker: run it and allocate its buffers (networks, replay) on the node
+  // it starts on, so every access is local.
+  const int node = numa_node_of_cpu(sched_getcpu());
+  numa_run_on_node(node);
+  numa_set_preferred(node);
+  spdlog::info("NUMA: {} nodes; training worker and its buffers placed on node {}", nodes, node);
+}
+
+const std::string& meta(const Checkpoint& c, const std::string& key, const std::string& where) {
+  const auto it = c.metadata.find(key);
+  if (it == c.metadata.end()) throw CheckpointError(where, "metadata has no \"" + key + "\"");
+  return it->second;
+}
+
+std::string layer_sizes_json(const std::vector<int>& sizes) { return nlohmann::json(sizes).dump(); }
+
+void add_layer_tensors(Checkpoint& c, const nn::Mlp<float>& net) {
+  const auto& sizes = net.layer_sizes();
+  for (std::size_t l = 0; l + 1 < sizes.size(); ++l) {
+    const auto w = net.weight(static_cast<int>(l));
+    const auto b = net.bias(static_cast<int>(l));
+    // nn.Sequential(Linear, ReLU, Linear, ...): Linear layers sit at even indices.
+    const std::string prefix = std::to_string(2 * l);
+    c.tensors.push_back(Tensor::from_span<float>(prefix + ".weight", {w.rows(), w.cols()},
+                                                 std::span<const float>(w.data(), static_cast<std::size_t>(w.size()))));
+    c.tensors.push_back(Tensor::from_span<float>(prefix + ".bias", {b.size()},
+                                                 std::span<const float>(b.data(), static_cast<std::size_t>(b.size()))));
+  }
+}
+
+template <class T>
+Tensor flat(const std::string& name, std::span<const T> values) {
+  return Tensor::from_span<T>(name, {static_cast<std::int64_t>(values.size())}, values);
+}
+
+template <class Env>
+EvalSummary evaluate_network(Env& e, const nn::Mlp<float>& net, int episodes, std::uint64_t salt) {
+  nn::Workspace<float> ws;
+  nn::Matrix<float> x, y;
+  double sum = 0, sum_sq = 0;
+  for (int i = 0; i < episodes; ++i) {
+    e.reset(episode_seed(salt, static_cast<std::uint64_t>(i)));
+    double ret = 0;
+    for (;;) {
+      env::Action a = 0;
+      if constexpr (Env::kCandidates) {
+        e.refresh_candidates();
+        x.resize(static_cast<Eigen::Index>(e.allowed.size()), Env::input_size());
+        for (std::size_t c = 0; c < e.allowed.size(); ++c) {
+          env::write_candidate_input(*e.catalog, e.observation(), e.allowed[c], e.recency[c],
+                                     x.row(static_cast<Eigen::Index>(c)).data());
+        }
+        net.predict(x, y, ws);
+        Eigen::Index best = 0;
+        y.col(0).maxCoeff(&best);
+        a = e.allowed[static_cast<std::size_t>(best)];
+      } else {
+        const auto obs = e.observation();
+        x = Eigen::Map<const nn::Matrix<float>>(obs.data(), 1, static_cast<Eigen::Index>(obs.size()));
+        net.predict(x, y, ws);
+        Eigen::Index best = 0;
+        y.row(0).maxCoeff(&best);
+        a = static_cast<env::Action>(best);
+      }
+      const auto r = e.step(a);
+      ret += r.reward;
+      if (r.terminated || r.truncated) break;
+    }
+    sum += ret;
+    sum_sq += ret * ret;
+  }
+  EvalSummary s;
+  s.episodes = episodes;
+  if (episodes > 0) {
+    s.mean_return = sum / episodes;
+    s.std_return = std::sqrt(std::max(0.0, sum_sq / episodes - s.mean_return * s.mean_return));
+  }
+  return s;
+}
+
+void validate(const DqnTrainOptions& o) {
+  auto bad = [](const std::string& what) { throw std::invalid_argument(what); };
+  if (o.env != "cartpole" && o.env != "mealsim") bad("--env: \"" + o.env + "\" is not one of cartpole, mealsim (dqn)");
+  if (o.total_steps <= 0) bad("--steps: " + std::to_string(o.total_steps) + " must be > 0");
+  if (o.buffer_size == 0) bad("--buffer-size: must be > 0");
+  if (o.train_frequency <= 0) bad("--train-frequency: must be > 0");
+  if (o.gradient_steps <= 0) bad("--gradient-steps: must be > 0");
+  if (!(o.exploration_fraction > 0 && o.exploration_fraction <= 1)) bad("--exploration-fraction: must be in (0, 1]");
+  if (o.checkpoint_every <= 0) bad("--checkpoint-every: must be > 0");
+  if (o.log_every <= 0) bad("log_every: must be > 0");
+  if (o.numa != "auto" && o.numa != "off") bad("--numa: \"" + o.numa + "\" is not one of auto, off");
+  if (o.run_dir.empty()) bad("run_dir: must be set");
+  epsilon_linear(o.epsilon_start, o.epsilon_end, 0, 1);  // validates the epsilons
+}
+
+nlohmann::json options_json(const DqnTrainOptions& o) {
+  return {{"env", o.env},
+          {"total_steps", o.total_steps},
+          {"seed", o.seed},
+          {"hidden", o.dqn.hidden},
+          {"learning_rate", o.dqn.learning_rate},
+          {"gamma", o.dqn.gamma},
+          {"n_step", o.dqn.n_step},
+          {"batch_size", o.dqn.batch_size},
+          {"huber_delta", o.dqn.huber_delta},
+          {"max_grad_norm", o.dqn.max_grad_norm},
+          {"double_dqn", o.dqn.double_dqn},
+          {"tau", o.dqn.tau},
+          {"target_update_every", o.dqn.target_update_every},
+          {"buffer_size", o.buffer_size},
+          {"prioritized", o.prioritized},
+          {"learning_starts", o.learning_starts},
+          {"train_frequency", o.train_frequency},
+          {"gradient_steps", o.gradient_steps},
+          {"epsilon_start", o.epsilon_start},
+          {"epsilon_end", o.epsilon_end},
+          {"exploration_fraction", o.exploration_fraction}};
+}
+
+// One pending step of an n-step window.
+struct PendingStep {
+  std::vector<float> observation;
+  env::Action action = 0;
+  float recency = 0;
+  double reward = 0;
+};
+
+template <class Env>
+DqnTrainResult run(Env& e, const DqnTrainOptions& o) {
+  const auto t0 = std::chrono::steady_clock::now();
+  place_numa(o.numa);
+  std::filesystem::create_directories(o.run_dir);
+  agent::DqnLearner learner(o.dqn, Env::input_size(), Env::num_actions(), o.seed);
+  agent::ReplayBuffer replay({o.buffer_size, static_cast<int>(e.observation().size()),
+                              Env::kCandidates ? kMaxCandidates : 0, o.prioritized});
+  std::mt19937_64 rng(o.seed ^ 0xa5a5'a5a5'a5a5'a5a5ULL);
+  std::vector<float> best_params(learner.online().parameters().begin(), learner.online().parameters().end());
+  double best_score = -std::numeric_limits<double>::infinity();
+  std::int64_t best_step = 0, step = 0, episodes = 0;
+  std::vector<double> recent(100, 0.0);
+  std::int64_t recent_count = 0;
+  const std::string spec = e.spec();
+
+  agent::CandidateRowWriter writer;
+  if constexpr (Env::kCandidates) {
+    writer = [&e](std::span<const float> obs, int candidate, float recency, float* row) {
+      env::write_candidate_input(*e.catalog, obs, candidate, recency, row);
+    };
+  }
+
+  auto save_checkpoint = [&](const std::filesystem::path& path) {
+    Checkpoint c;
+    c.tensors.push_back(flat<float>("online.params", learner.online().parameters()));
+    c.tensors.push_back(flat<float>("target.params", learner.target().parameters()));
+    c.tensors.push_back(flat<float>("adam.m", learner.optimizer().first_moment()));
+    c.tensors.push_back(flat<float>("adam.v", learner.optimizer().second_moment()));
+    c.tensors.push_back(flat<float>("best.params", best_params));
+    const auto n = static_cast<std::int64_t>(replay.capacity());
+    const auto width = static_cast<std::int64_t>(replay.spec().observation_size);
+    c.tensors.push_back(Tensor::from_span<float>("replay.observations", {n, width},
+                                                 {replay.observations().data(), static_cast<std::size_t>(n * width)}));
+    c.tensors.push_back(Tensor::from_span<float>("replay.next_observations", {n, width},
+                                                 {replay.next_observations().data(), static_cast<std::size_t>(n * width)}));
+    c.tensors.push_back(flat<std::int32_t>("replay.actions", replay.actions()));
+    c.tensors.push_back(flat<float>("replay.action_recency", replay.action_recencies()));
+    c.tensors.push_back(flat<float>("replay.rewards", replay.rewards()));
+    c.tensors.push_back(flat<float>("replay.discounts", replay.discounts()));
+    if (Env::kCandidates) {
+      const auto k = static_cast<std::int64_t>(kMaxCandidates);
+      c.tensors.push_back(Tensor::from_span<std::int16_t>(
+          "replay.candidates", {n, k}, {replay.candidates().data(), static_cast<std::size_t>(n * k)}));
+      c.tensors.push_back(Tensor::from_span<float>(
+          "replay.candidate_recency", {n, k}, {replay.candidate_recencies().data(), static_cast<std::size_t>(n * k)}));
+      c.tensors.push_back(flat<std::int16_t>("replay.candidate_counts", replay.candidate_counts()));
+    }
+    if (o.prioritized) c.tensors.push_back(flat<double>("replay.priority_tree", replay.priority_tree()));
+    const auto rs = replay.state();
+    c.metadata = {{"format", kFormat},
+                  {"env", o.env},
+                  {"env_spec", spec},
+                  {"layer_sizes", layer_sizes_json(learner.online().layer_sizes())},
+                  {"config", options_json(o).dump()},
+                  {"step", std::to_string(step)},
+                  {"episodes", std::to_string(episodes)},
+                  {"updates", std::to_string(learner.updates())},
+                  {"adam_steps", std::to_string(learner.optimizer().steps())},
+                  {"rng_state", generator_state(rng)},
+                  {"env_rng_state", generator_state(e.generator())},
+                  {"replay_state", nlohmann::json{{"size", rs.size}, {"next", rs.next}, {"max_priority", rs.max_priority}}.dump()},
+                  {"best", nlohmann::json{{"score", best_score}, {"step", best_step}}.dump()},
+                  {"recent_returns", nlohmann::json{{"count", recent_count}, {"values", recent}}.dump()},
+                  {"git_revision", o.git_revision}};
+    save_safetensors(path, c);
+  };
+
+  if (o.resume_from) {
+    const auto c = load_safetensors(*o.resume_from);
+    const std::string where = o.resume_from->string();
+    if (meta(c, "format", where) != kFormat) throw CheckpointError(where, "not a forkcast DQN training checkpoint");
+    if (meta(c, "env", where) != o.env) {
+      throw CheckpointError(where, "trained on env \"" + meta(c, "env", where) + "\", not \"" + o.env + "\"");
+    }
+    if (meta(c, "env_spec", where) != spec) {
+      throw CheckpointError(where, "environment spec \"" + meta(c, "env_spec", where) + "\" differs from \"" + spec +
+                                       "\" (for MealSim: the catalog changed)");
+    }
+    if (meta(c, "config", where) != options_json(o).dump()) {
+      throw CheckpointError(where, "was trained with other settings: " + meta(c, "config", where));
+    }
+    auto restore = [&](const std::string& name, auto dst) {
+      using T = typename decltype(dst)::value_type;
+      const auto values = c.at(name).template as<std::remove_const_t<T>>();
+      if (values.size() != dst.size()) {
+        throw CheckpointError(where, "tensor \"" + name + "\" has " + std::to_string(values.size()) + " values, expected " +
+                                         std::to_string(dst.size()));
+      }
+      std::copy(values.begin(), values.end(), dst.begin());
+    };
+    restore("online.params", learner.online().parameters());
+    restore("target.params", learner.target().parameters());
+    restore("adam.m", learner.optimizer().first_moment());
+    restore("adam.v", learner.optimizer().second_moment());
+    restore("best.params", std::span<float>(best_params));
+    restore("replay.observations", std::span<float>(replay.observations().data(), static_cast<std::size_t>(replay.observations().size())));
+    restore("replay.next_observations",
+            std::span<float>(replay.next_observations().data(), static_cast<std::size_t>(replay.next_observations().size())));
+    restore("replay.actions", std::span<std::int32_t>(replay.actions()));
+    restore("replay.action_recency", std::span<float>(replay.action_recencies()));
+    restore("replay.rewards", std::span<float>(replay.rewards()));
+    restore("replay.discounts", std::span<float>(replay.discounts()));
+    if (Env::kCandidates) {
+      restore("replay.candidates",
+              std::span<std::int16_t>(replay.candidates().data(), static_cast<std::size_t>(replay.candidates().size())));
+      restore("replay.candidate_recency", std::span<float>(replay.candidate_recencies().data(),
+                                                           static_cast<std::size_t>(replay.candidate_recencies().size())));
+      restore("replay.candidate_counts", std::span<std::int16_t>(replay.candidate_counts()));
+    }
+    if (o.prioritized) restore("replay.priority_tree", std::span<double>(replay.priority_tree()));
+    try {
+      const auto rs = nlohmann::json::parse(meta(c, "replay_state", where));
+      replay.restore_state({rs.at("size").get<std::size_t>(), rs.at("next").get<std::size_t>(), rs.at("max_priority").get<double>()});
+      const auto best = nlohmann::json::parse(meta(c, "best", where));
+      best_score = best.at("score").is_number() ? best.at("score").get<double>() : -std::numeric_limits<double>::infinity();
+      best_step = best.at("step").get<std::int64_t>();
+      const auto window = nlohmann::json::parse(meta(c, "recent_returns", where));
+      recent_count = window.at("count").get<std::int64_t>();
+      recent = window.at("values").get<std::vector<double>>();
+      recent.resize(100, 0.0);
+    } catch (const nlohmann::json::exception& ex) {
+      throw CheckpointError(where, std::string("metadata is not valid: ") + ex.what());
+    }
+    step = std::stoll(meta(c, "step", where));
+    episodes = std::stoll(meta(c, "episodes", where));
+    learner.set_updates(std::stoll(meta(c, "updates", where)));
+    learner.optimizer().set_steps(std::stoll(meta(c, "adam_steps", where)));
+    std::istringstream(meta(c, "rng_state", where)) >> rng;
+    std::istringstream(meta(c, "env_rng_state", where)) >> e.generator();
+    spdlog::info("resuming dqn on {} from step {} ({})", o.env, step, where);
+  }
+
+  const auto metrics_path = o.run_dir / "metrics.jsonl";
+  {
+    // Keep only records up to the checkpoint's step, so a resumed log reads as one run.
+    std::vector<std::string> kept;
+    if (o.resume_from) {
+      std::ifstream in(metrics_path);
+      std::string line;
+      while (std::getline(in, line)) {
+        try {
+          if (nlohmann::json::parse(line).at("step").get<std::int64_t>() <= step) kept.push_back(line);
+        } catch (const nlohmann::json::exception&) {
+        }
+      }
+    }
+    std::ofstream out(metrics_path, std::ios::trunc);
+    for (const auto& l : kept) out << l << "\n";
+  }
+  std::ofstream metrics(metrics_path, std::ios::app);
+
+  // A separate environment for evaluation, so evaluating never disturbs training's stream.
+  std::unique_ptr<Env> eval_env;
+  if constexpr (Env::kCandidates) {
+    eval_env = std::make_unique<Env>(o.data_dir, o.mealsim);
+  } else {
+    eval_env = std::make_unique<Env>();
+  }
+
+  ProgressReporter progress(stderr, "steps");
+  const double gamma = o.dqn.gamma;
+  const int n_step = o.dqn.n_step;
+  std::deque<PendingStep> window;
+  nn::Matrix<float> rows;
+  std::vector<float> scores;
+  double loss = 0, last_eval = std::numeric_limits<double>::quiet_NaN(), epsilon = o.epsilon_start;
+  bool interrupted = false;
+  std::int64_t next_checkpoint = (step / o.checkpoint_every + 1) * o.checkpoint_every;
+  const auto exploration_steps = std::max<std::int64_t>(1, static_cast<std::int64_t>(o.exploration_fraction * static_cast<double>(o.total_steps)));
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+
+  auto emit = [&](bool terminated, std::size_t count) {
+    // Emits the oldest `count` pending steps as transitions ending at the current state.
+    for (std::size_t k = 0; k < count; ++k) {
+      double ret = 0, discount = 1;
+      for (const auto& p : window) {
+        ret += discount * p.reward;
+        discount *= gamma;
+      }
+      const auto& head = window.front();
+      if constexpr (Env::kCandidates) {
+        if (!terminated) e.refresh_candidates();
+        replay.add(head.observation, head.action, head.recency, static_cast<float>(ret),
+                   terminated ? 0.0F : static_cast<float>(discount), e.observation(),
+                   terminated ? std::span<const std::int16_t>{} : std::span<const std::int16_t>(e.allowed),
+                   terminated ? std::span<const float>{} : std::span<const float>(e.recency));
+      } else {
+        replay.add(head.observation, head.action, 0.0F, static_cast<float>(ret), terminated ? 0.0F : static_cast<float>(discount),
+                   e.observation());
+      }
+      window.pop_front();
+    }
+  };
+
+  bool first_reset = !o.resume_from;
+  bool solved = false;
+  while (step < o.total_steps && !solved) {
+    if (o.stop != nullptr && o.stop->load(std::memory_order_relaxed)) {
+      interrupted = true;
+      break;
+    }
+    // One episode.
+    if (first_reset) {
+      e.reset(o.seed);
+      first_reset = false;
+    } else {
+      e.reset();
+    }
+    double episode_return = 0;
+    for (;;) {
+      epsilon = epsilon_linear(o.epsilon_start, o.epsilon_end, step, exploration_steps);
+      env::Action action = 0;
+      float recency = 0;
+      if constexpr (Env::kCandidates) {
+        e.refresh_candidates();
+        std::size_t pick = 0;
+        if (unit(rng) < epsilon) {
+          pick = std::uniform_int_distribution<std::size_t>(0, e.allowed.size() - 1)(rng);
+        } else {
+          rows.resize(static_cast<Eigen::Index>(e.allowed.size()), Env::input_size());
+          for (std::size_t c = 0; c < e.allowed.size(); ++c) {
+            env::write_candidate_input(*e.catalog, e.observation(), e.allowed[c], e.recency[c],
+                                       rows.row(static_cast<Eigen::Index>(c)).data());
+          }
+          scores.resize(e.allowed.size());
+          learner.score_candidates(rows, scores);
+          pick = static_cast<std::size_t>(std::max_element(scores.begin(), scores.end()) - scores.begin());
+        }
+        action = e.allowed[pick];
+        recency = e.recency[pick];
+      } else {
+        action = unit(rng) < epsilon ? std::uniform_int_distribution<env::Action>(0, Env::num_actions() - 1)(rng)
+                                     : learner.greedy_action(e.observation());
+      }
+      const auto obs = e.observation();
+      window.push_back({std::vector<float>(obs.begin(), obs.end()), action, recency, 0.0});
+      const auto r = e.step(action);
+      window.back().reward = r.reward;
+      episode_return += r.reward;
+      ++step;
+      if (r.terminated || r.truncated) {
+        emit(r.terminated, window.size());
+      } else if (window.size() == static_cast<std::size_t>(n_step)) {
+        emit(false, 1);
+      }
+      if (step > o.learning_starts && step % o.train_frequency == 0) {
+        for (int g = 0; g < o.gradient_steps; ++g) loss = learner.update(replay, rng, writer);
+      }
+      if (o.eval_every > 0 && step % o.eval_every == 0) {
+        last_eval = evaluate_network(*eval_env, learner.online(), o.eval_episodes_during, kEvalSeedSalt ^ 0x1ULL).mean_return;
+        if (last_eval > best_score) {
+          best_score = last_eval;
+          best_step = step;
+          std::copy(learner.online().parameters().begin(), learner.online().parameters().end(), best_params.begin());
+        }
+        if (last_eval >= o.stop_at_eval_return) solved = true;
+      }
+      if (step % o.log_every == 0) {
+        double mean = 0;
+        const auto n = std::min<std::int64_t>(recent_count, 100);
+        for (std::int64_t i = 0; i < n; ++i) mean += recent[static_cast<std::size_t>(i)];
+        const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        nlohmann::json record = {{"step", step},       {"episode", episodes},
+                                 {"epsilon", epsilon}, {"loss", loss},
+                                 {"mean_return_100", n > 0 ? mean / static_cast<double>(n) : 0.0},
+                                 {"updates", learner.updates()},
+                                 {"wall_s", wall}};
+        if (!std::isnan(last_eval)) record["eval_return"] = last_eval;
+        metrics << record.dump() << "\n";
+        if (o.show_progress) {
+          progress.update({step, o.total_steps, wall > 0 ? static_cast<double>(step) / wall : 0.0,
+                           n > 0 ? mean / static_cast<double>(n) : 0.0, epsilon});
+        }
+      }
+      if (r.terminated || r.truncated || step >= o.total_steps || solved) break;
+    }
+    window.clear();  // an episode cut by total_steps leaves no partial window behind
+    recent[static_cast<std::size_t>(recent_count++ % 100)] = episode_return;
+    ++episodes;
+    if (step >= next_checkpoint) {
+      metrics.flush();
+      save_checkpoint(o.run_dir / "latest.safetensors");
+      next_checkpoint = (step / o.checkpoint_every + 1) * o.checkpoint_every;
+    }
+  }
+  metrics.flush();
+
+  // Without any evaluation, the last network is the one we keep.
+  if (best_score == -std::numeric_limits<double>::infinity()) {
+    std::copy(learner.online().parameters().begin(), learner.online().parameters().end(), best_params.begin());
+    best_step = step;
+  }
+  DqnTrainResult result;
+  result.steps_done = step;
+  result.episodes = episodes;
+  result.interrupted = interrupted;
+  result.checkpoint = o.run_dir / "final.safetensors";
+  save_checkpoint(result.checkpoint);
+  result.best_step = best_step;
+  result.best_during_eval = best_score;
+
+  nn::Mlp<float> best = learner.online();
+  std::copy(best_params.begin(), best_params.end(), best.parameters().begin());
+  Checkpoint model;
+  add_layer_tensors(model, best);
+  model.metadata = {{"format", kModelFormat},
+                    {"env", o.env},
+                    {"env_spec", spec},
+                    {"layer_sizes", layer_sizes_json(best.layer_sizes())},
+                    {"config", options_json(o).dump()},
+                    {"step", std::to_string(best_step)},
+                    {"git_revision", o.git_revision}};
+  result.model = o.run_dir / "model.safetensors";
+  save_safetensors(result.model, model);
+  if (!interrupted && o.eval_episodes > 0) result.greedy_eval = evaluate_network(*eval_env, best, o.eval_episodes, kEvalSeedSalt);
+  if (o.show_progress) progress.finish({step, o.total_steps, 0.0, 0.0, epsilon});
+  result.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::ofstream(o.run_dir / "summary.json")
+      << nlohmann::json{{"env", o.env},
+                        {"agent", "dqn"},
+                        {"seed", o.seed},
+                        {"steps_done", step},
+                        {"episodes", episodes},
+                        {"interrupted", interrupted},
+                        {"wall_s", result.wall_s},
+                        {"best_step", best_step},
+                        {"solved_early", solved},
+                        {"best_during_eval", std::isfinite(best_score) ? best_score : 0.0},
+                        {"greedy_eval", {{"episodes", result.greedy_eval.episodes},
+                                         {"mean_return", result.greedy_eval.mean_return},
+                                         {"std_return", result.greedy_eval.std_return}}},
+                        {"model", result.model.string()},
+                        {"checkpoint", result.checkpoint.string()}}
+             .dump(2)
+      << "\n";
+  return result;
+}
+
+}  // namespace
+
+DqnTrainOptions default_dqn_options(const std::string& env) {
+  DqnTrainOptions o;
+  o.env = env;
+  if (env == "cartpole") {
+    o.total_steps = 150'000;
+    o.dqn.hidden = {256, 256};
+    o.dqn.learning_rate = 1e-3;
+    o.dqn.gamma = 0.99;
+    o.dqn.batch_size = 64;
+    o.dqn.target_update_every = 250;
+    o.buffer_size = 50'000;
+    o.learning_starts = 1'000;
+    o.train_frequency = 2;
+    o.exploration_fraction = 0.2;
+    o.epsilon_end = 0.02;
+    o.eval_every = 5'000;
+    o.eval_episodes_during = 10;
+    o.stop_at_eval_return = 500.0;
+  } else if (env == "mealsim") {
+    o.total_steps = 300'000;
+    o.dqn.hidden = {128, 64};
+    o.dqn.learning_rate = 5e-4;
+    o.dqn.gamma = 0.9;
+    o.dqn.n_step = 3;
+    o.dqn.batch_size = 32;
+    o.dqn.target_update_every = 500;
+    o.buffer_size = 50'000;
+    o.learning_starts = 2'000;
+    o.train_frequency = 4;
+    o.exploration_fraction = 0.3;
+    o.eval_every = 25'000;
+    o.eval_episodes_during = 200;
+    o.eval_episodes = 1'000;
+  } else {
+    throw std::invalid_argument("--env: \"" + env + "\" is not one of cartpole, mealsim (dqn)");
+  }
+  return o;
+}
+
+DqnTrainResult train_dqn(const DqnTrainOptions& options) {
+  validate(options);
+  if (options.env == "cartpole") {
+    CartPoleDqnEnv e;
+    return run(e, options);
+  }
+  MealSimDqnEnv e(options.data_dir, options.mealsim);
+  return run(e, options);
+}
+
+DqnModel load_dqn_model(const std::filesystem::path& path) {
+  const auto c = load_safetensors(path);
+  const std::string where = path.string();
+  const auto& format = meta(c, "format", where);
+  std::vector<int> sizes;
+  try {
+    sizes = nlohmann::json::parse(meta(c, "layer_sizes", where)).get<std::vector<int>>();
+  } catch (const nlohmann::json::exception& ex) {
+    throw CheckpointError(where, std::string("metadata \"layer_sizes\" is not a list of sizes: ") + ex.what());
+  }
+  if (sizes.size() < 2) throw CheckpointError(where, "metadata \"layer_sizes\" needs at least two entries");
+  DqnModel model;
+  model.env = meta(c, "env", where);
+  model.env_spec = meta(c, "env_spec", where);
+  model.metadata = c.metadata;
+  model.network = std::make_unique<nn::Mlp<float>>(sizes, 0);
+  if (format == kModelFormat) {
+    for (std::size_t l = 0; l + 1 < sizes.size(); ++l) {
+      auto w = model.network->weight(static_cast<int>(l));
+      auto b = model.network->bias(static_cast<int>(l));
+      const std::string prefix = std::to_string(2 * l);
+      const auto& wt = c.at(prefix + ".weight");
+      const auto& bt = c.at(prefix + ".bias");
+      if (wt.shape != std::vector<std::int64_t>{w.rows(), w.cols()} || bt.shape != std::vector<std::int64_t>{b.size()}) {
+        throw CheckpointError(where, "layer " + prefix + " has a shape that does not match layer_sizes");
+      }
+      const auto wv = wt.as<float>();
+      const auto bv = bt.as<float>();
+      std::copy(wv.begin(), wv.end(), w.data());
+      std::copy(bv.begin(), bv.end(), b.data());
+    }
+  } else if (format == kFormat) {
+    const auto values = c.at("best.params").as<float>();
+    if (values.size() != model.network->num_parameters()) {
+      throw CheckpointError(where, "tensor \"best.params\" does not match layer_sizes");
+    }
+    std::copy(values.begin(), values.end(), model.network->parameters().begin());
+  } else {
+    throw CheckpointError(where, "format \"" + format + "\" is not a forkcast DQN model or checkpoint");
+  }
+  return model;
+}
+
+DqnMealPolicy::DqnMealPolicy(const nn::Mlp<float>& network, const env::Catalog& catalog)
+    : network_(&network), catalog_(&catalog) {
+  if (network.input_size() != env::kCandidateInputSize || network.output_size() != 1) {
+    throw std::invalid_argument("DqnMealPolicy: the network maps " + std::to_string(network.input_size()) + " -> " +
+                                std::to_string(network.output_size()) + ", a MealSim candidate scorer maps " +
+                                std::to_string(env::kCandidateInputSize) + " -> 1");
+  }
+}
+
+env::Action DqnMealPolicy::act(const env::MealSim& sim, std::mt19937_64&) {
+  allowed_.clear();
+  const auto mask = sim.action_mask();
+  for (std::size_t m = 0; m < mask.size(); ++m) {
+    if (mask[m]) allowed_.push_back(static_cast<env::Action>(m));
+  }
+  rows_.resize(static_cast<Eigen::Index>(allowed_.size()), env::kCandidateInputSize);
+  for (std::size_t c = 0; c < allowed_.size(); ++c) {
+    env::write_candidate_input(*catalog_, sim.observation(), allowed_[c], static_cast<float>(sim.meal_recency(allowed_[c])),
+                               rows_.row(static_cast<Eigen::Index>(c)).data());
+  }
+  network_->predict(rows_, scores_, workspace_);
+  Eigen::Index best = 0;
+  scores_.col(0).maxCoeff(&best);
+  return allowed_[static_cast<std::size_t>(best)];
+}
+
+EvalSummary evaluate_cartpole(const nn::Mlp<float>& network, int episodes) {
+  CartPoleDqnEnv e;
+  return evaluate_network(e, network, episodes, kEvalSeedSalt);
+}
+
+}  // namespace forkcast::policy

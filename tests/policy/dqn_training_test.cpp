@@ -1,0 +1,219 @@
+// Learning acceptance of the DQN (issue: CartPole, MealSim), determinism, exact resume,
+// int8 serving agreement and model-file rejection. Fixed seeds; thresholds from the issue.
+#include "forkcast/policy/dqn_training.hpp"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include "forkcast/agent/nn.hpp"
+#include "forkcast/policy/checkpoint.hpp"
+
+namespace fp = forkcast::policy;
+namespace fe = forkcast::env;
+namespace nn = forkcast::agent::nn;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path fresh_dir(const std::string& name) {
+  const auto dir = fs::temp_directory_path() / ("forkcast_dqn_" + name);
+  fs::remove_all(dir);
+  return dir;
+}
+
+fp::DqnTrainOptions quiet(fp::DqnTrainOptions o, const std::string& name) {
+  o.run_dir = fresh_dir(name);
+  o.show_progress = false;
+  o.data_dir = FORKCAST_SOURCE_DIR "/data";
+  return o;
+}
+
+std::vector<float> params_of(const fs::path& model) {
+  const auto m = fp::load_dqn_model(model);
+  return {m.network->parameters().begin(), m.network->parameters().end()};
+}
+
+struct Stat {
+  double mean = 0, half = 0;
+};
+
+Stat evaluate(fe::MealSim& sim, fe::MealPolicy& policy, int users) {
+  std::mt19937_64 rng(5);
+  double sum = 0, sq = 0;
+  for (int u = 0; u < users; ++u) {
+    const double r = fe::run_episode(sim, policy, 5'000'000ULL + static_cast<std::uint64_t>(u), rng).total_reward;
+    sum += r;
+    sq += r * r;
+  }
+  const double mean = sum / users;
+  return {mean, 1.96 * std::sqrt((sq / users - mean * mean) / users)};
+}
+
+}  // namespace
+
+TEST(DqnCartPole, ReachesFourSeventyFiveOnFourOfFiveSeedsWithin150kSteps) {
+  int solved = 0;
+  for (std::uint64_t seed = 0; seed < 5; ++seed) {
+    auto o = quiet(fp::default_dqn_options("cartpole"), "cartpole" + std::to_string(seed));
+    o.seed = seed;
+    const auto r = fp::train_dqn(o);
+    std::printf("cartpole seed %llu: greedy mean return %.1f (std %.1f) over %d episodes, best network at step %lld, "
+                "%lld steps run, %.1f s\n",
+                static_cast<unsigned long long>(seed), r.greedy_eval.mean_return, r.greedy_eval.std_return,
+                r.greedy_eval.episodes, static_cast<long long>(r.best_step), static_cast<long long>(r.steps_done), r.wall_s);
+    EXPECT_LE(r.steps_done, 150'000);
+    if (r.greedy_eval.mean_return >= 475.0) ++solved;
+  }
+  EXPECT_GE(solved, 4);
+}
+
+TEST(DqnDeterminism, SameSeedSameNetwork) {
+  auto o = quiet(fp::default_dqn_options("cartpole"), "det_a");
+  o.total_steps = 4'000;
+  o.eval_every = 0;
+  o.eval_episodes = 0;
+  fp::train_dqn(o);
+  auto p = quiet(o, "det_b");
+  fp::train_dqn(p);
+  EXPECT_EQ(params_of(o.run_dir / "model.safetensors"), params_of(p.run_dir / "model.safetensors"));
+  auto q = quiet(o, "det_c");
+  q.seed = 1;
+  fp::train_dqn(q);
+  EXPECT_NE(params_of(o.run_dir / "model.safetensors"), params_of(q.run_dir / "model.safetensors"));
+}
+
+TEST(DqnResume, ResumingFromACheckpointIsBitExact) {
+  for (const bool per : {false, true}) {
+    auto full = quiet(fp::default_dqn_options("cartpole"), per ? "resume_full_per" : "resume_full");
+    full.total_steps = 5'000;
+    full.eval_every = 2'000;
+    full.eval_episodes = 0;
+    full.checkpoint_every = 3'000;  // latest.safetensors: the first episode end after step 3000
+    full.prioritized = per;
+    fp::train_dqn(full);
+    auto resumed = quiet(full, per ? "resume_part_per" : "resume_part");
+    fs::create_directories(resumed.run_dir);
+    resumed.resume_from = resumed.run_dir / "from.safetensors";
+    fs::copy_file(full.run_dir / "latest.safetensors", *resumed.resume_from);
+    fp::train_dqn(resumed);
+    const auto a = fp::load_safetensors(full.run_dir / "final.safetensors");
+    const auto b = fp::load_safetensors(resumed.run_dir / "final.safetensors");
+    EXPECT_EQ(a.at("online.params").as<float>(), b.at("online.params").as<float>()) << "per=" << per;
+    EXPECT_EQ(a.at("adam.v").as<float>(), b.at("adam.v").as<float>()) << "per=" << per;
+    EXPECT_EQ(a.at("best.params").as<float>(), b.at("best.params").as<float>()) << "per=" << per;
+    EXPECT_EQ(a.metadata.at("step"), b.metadata.at("step"));
+  }
+}
+
+TEST(DqnModelFile, CorruptOrForeignFilesAreRefusedByName) {
+  auto o = quiet(fp::default_dqn_options("cartpole"), "corrupt");
+  o.total_steps = 1'500;
+  o.eval_every = 0;
+  o.eval_episodes = 0;
+  const auto r = fp::train_dqn(o);
+  std::string bytes;
+  {
+    std::ifstream in(r.model, std::ios::binary);
+    bytes.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  const auto cut = o.run_dir / "cut.safetensors";
+  std::ofstream(cut, std::ios::binary) << bytes.substr(0, bytes.size() - 100);
+  try {
+    fp::load_dqn_model(cut);
+    FAIL() << "a truncated model loaded";
+  } catch (const fp::CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("cut.safetensors"), std::string::npos) << e.what();
+  }
+  auto other = o;
+  other.run_dir = fresh_dir("corrupt_resume");
+  other.env = "mealsim";
+  other.resume_from = r.checkpoint;
+  EXPECT_THROW(fp::train_dqn(other), fp::CheckpointError);
+}
+
+// One MealSim run serves three checks: learning acceptance, zero unsafe suggestions and
+// int8 agreement, so the suite trains it once.
+TEST(DqnMealSim, BeatsTabularAndTheMyopicOracleSafelyAndQuantizesFaithfully) {
+  auto o = quiet(fp::default_dqn_options("mealsim"), "mealsim");
+  o.seed = 3;
+  const auto r = fp::train_dqn(o);
+  const auto model = fp::load_dqn_model(r.model);
+  const auto catalog = fe::Catalog::load(o.data_dir);
+  const auto population = fe::Population::load(o.data_dir / "population.yaml");
+  fe::MealSim sim(catalog, population);
+
+  // Tabular agent with its documented settings (docs/agents.md).
+  fp::TabularTrainOptions t;
+  t.env = "mealsim";
+  t.episodes = 200'000;
+  t.seed = 11;
+  t.max_steps = 0;
+  t.learning_rate = 0.02;
+  t.gamma = 0.8;
+  t.epsilon_decay = 0.00003;
+  t.checkpoint_every = 200'000;
+  t.eval_episodes = 0;
+  t.data_dir = o.data_dir;
+  t.run_dir = fresh_dir("mealsim_tabular");
+  t.show_progress = false;
+  const auto q = fp::load_tabular_checkpoint(fp::train_tabular(t).checkpoint);
+
+  fp::DqnMealPolicy dqn(*model.network, catalog);
+  fp::TabularMealPolicy tabular(q);
+  fe::MyopicOraclePolicy oracle;
+  const auto d = evaluate(sim, dqn, 1000), tb = evaluate(sim, tabular, 1000), m = evaluate(sim, oracle, 1000);
+  std::printf("mealsim weekly return over 1000 users: dqn %.2f +- %.2f, tabular %.2f +- %.2f, myopic oracle %.2f +- %.2f "
+              "(dqn trained %lld steps in %.0f s)\n",
+              d.mean, d.half, tb.mean, tb.half, m.mean, m.half, static_cast<long long>(r.steps_done), r.wall_s);
+  EXPECT_GT(d.mean - d.half, tb.mean + tb.half);
+  EXPECT_GT(d.mean - d.half, m.mean + m.half);
+
+  // Zero unsafe suggestions: every action the DQN picks over 1000 weeks is in the mask
+  // and respects the user's allergens and diet.
+  std::mt19937_64 rng(1);
+  int unsafe = 0, served = 0;
+  for (int u = 0; u < 1000; ++u) {
+    sim.reset(7'000'000ULL + static_cast<std::uint64_t>(u));
+    while (!sim.done()) {
+      const auto a = dqn.act(sim, rng);
+      const auto& meal = catalog.meals()[static_cast<std::size_t>(a)];
+      if (!sim.action_mask()[static_cast<std::size_t>(a)] || !sim.user().profile.allows(meal)) ++unsafe;
+      ++served;
+      sim.step(a);
+    }
+  }
+  EXPECT_EQ(unsafe, 0) << "of " << served;
+
+  // int8 weights: the top-1 meal agrees with float32 on >= 99 % of 10 000 states.
+  const nn::QuantizedMlp int8(*model.network);
+  nn::Workspace<float> ws_f, ws_q;
+  nn::Matrix<float> rows, yf, yq;
+  int states = 0, agree = 0;
+  for (std::uint64_t u = 0; states < 10'000; ++u) {
+    sim.reset(9'000'000ULL + u);
+    while (!sim.done() && states < 10'000) {
+      std::vector<int> allowed;
+      for (std::size_t m2 = 0; m2 < sim.action_mask().size(); ++m2) {
+        if (sim.action_mask()[m2]) allowed.push_back(static_cast<int>(m2));
+      }
+      rows.resize(static_cast<Eigen::Index>(allowed.size()), fe::kCandidateInputSize);
+      for (std::size_t c = 0; c < allowed.size(); ++c) {
+        fe::write_candidate_input(catalog, sim.observation(), allowed[c], static_cast<float>(sim.meal_recency(allowed[c])),
+                                  rows.row(static_cast<Eigen::Index>(c)).data());
+      }
+      model.network->predict(rows, yf, ws_f);
+      int8.predict(rows, yq, ws_q);
+      Eigen::Index bf = 0, bq = 0;
+      yf.col(0).maxCoeff(&bf);
+      yq.col(0).maxCoeff(&bq);
+      agree += bf == bq ? 1 : 0;
+      ++states;
+      sim.step(allowed[static_cast<std::size_t>(bf)]);
+    }
+  }
+  std::printf("int8 top-1 agreement: %d of %d states (%.2f %%)\n", agree, states, 100.0 * agree / states);
+  EXPECT_GE(agree, 9'900);
+}
