@@ -588,17 +588,21 @@ DqnTrainOptions default_dqn_options(const std::string& env) {
   DqnTrainOptions o;
   o.env = env;
   if (env == "cartpole") {
+    // RL Baselines3 Zoo's CartPole-v1 DQN (train 128 updates after every 256 steps against
+    // a target frozen for those updates, epsilon over the first 8 000 steps), on a
+    // 128-128 network, with a 150 000-step budget and an early stop once solved.
     o.total_steps = 150'000;
-    o.dqn.hidden = {256, 256};
-    o.dqn.learning_rate = 1e-3;
+    o.dqn.hidden = {128, 128};
+    o.dqn.learning_rate = 2.3e-3;
     o.dqn.gamma = 0.99;
     o.dqn.batch_size = 64;
-    o.dqn.target_update_every = 250;
-    o.buffer_size = 50'000;
+    o.dqn.target_update_every = 128;
+    o.buffer_size = 100'000;
     o.learning_starts = 1'000;
-    o.train_frequency = 2;
-    o.exploration_fraction = 0.2;
-    o.epsilon_end = 0.02;
+    o.train_frequency = 256;
+    o.gradient_steps = 128;
+    o.exploration_fraction = 8'000.0 / 150'000.0;
+    o.epsilon_end = 0.04;
     o.eval_every = 5'000;
     o.eval_episodes_during = 10;
     o.stop_at_eval_return = 500.0;

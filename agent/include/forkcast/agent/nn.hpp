@@ -16,7 +16,13 @@
 // Errors: shape mismatches throw std::invalid_argument naming both shapes.
 #pragma once
 
+// GCC 12 warns -Wmaybe-uninitialized inside its own AVX-512 intrinsics (the self-initialised
+// _mm*_undefined_* helpers) once Eigen's packet code is inlined under -march=native (GCC bug
+// 105593); the diagnostic is keyed to those header lines, so the pragma silences only them.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <Eigen/Core>
+#pragma GCC diagnostic pop
 
 #include <cstddef>
 #include <cstdint>
