@@ -35,6 +35,22 @@ DqnLearner::DqnLearner(const DqnConfig& config, int input_size, int num_actions,
   }
 }
 
+void CandidateFeatures::write_row(std::span<const float> observation, int item, float recency, float* row) const {
+  std::copy(observation.begin(), observation.begin() + observation_size, row);
+  const float* features = static_features + static_cast<std::size_t>(item) * static_cast<std::size_t>(static_size);
+  std::copy(features, features + static_size, row + observation_size);
+  dynamic(observation, item, recency, row + observation_size + static_size);
+}
+
+DqnLearner::DqnLearner(const DqnConfig& config, CandidateFeatures features, std::uint64_t seed)
+    : DqnLearner(config, features.input_size(), 0, seed) {
+  if (features.observation_size <= 0 || features.static_size < 0 || features.dynamic_size < 0 || features.num_items <= 0 ||
+      (features.static_size > 0 && features.static_features == nullptr) || !features.dynamic) {
+    throw std::invalid_argument("CandidateFeatures: sizes must be positive, with a static table and a dynamic function");
+  }
+  features_ = std::move(features);
+}
+
 std::int32_t DqnLearner::greedy_action(std::span<const float> observation, std::span<const std::uint8_t> mask) {
   inputs_.resize(1, input_size_);
   std::copy(observation.begin(), observation.end(), inputs_.data());
@@ -52,9 +68,47 @@ std::int32_t DqnLearner::greedy_action(std::span<const float> observation, std::
   return best;
 }
 
-void DqnLearner::score_candidates(const nn::ConstMatrixRef<float>& rows, std::span<float> scores) {
-  online_.predict(rows, act_out_, workspace_);
-  for (Eigen::Index i = 0; i < rows.rows(); ++i) scores[static_cast<std::size_t>(i)] = act_out_(i, 0);
+void DqnLearner::score_rows(const nn::Mlp<float>& net, const nn::Matrix<float>& states, nn::Matrix<float>& out) {
+  const int obs = features_.observation_size, stat = features_.static_size, dyn = features_.dynamic_size;
+  const auto w1 = net.weight(0);
+  const auto n = static_cast<Eigen::Index>(row_state_.size());
+  // Per state and per item parts of the first layer, then the per-candidate dynamic part.
+  state_part_.noalias() = states * w1.leftCols(obs).transpose();
+  state_part_.rowwise() += net.bias(0);
+  const Eigen::Map<const nn::Matrix<float>> items(features_.static_features, features_.num_items, stat);
+  item_part_.noalias() = items * w1.middleCols(obs, stat).transpose();
+  hidden_a_.noalias() = dynamic_.topRows(n) * w1.rightCols(dyn).transpose();
+  for (Eigen::Index r = 0; r < n; ++r) {
+    hidden_a_.row(r) += state_part_.row(row_state_[static_cast<std::size_t>(r)]) + item_part_.row(row_item_[static_cast<std::size_t>(r)]);
+  }
+  const auto& sizes = net.layer_sizes();
+  const int layers = static_cast<int>(sizes.size()) - 1;  // weight(0) .. weight(layers - 1)
+  nn::Matrix<float>* x = &hidden_a_;
+  nn::Matrix<float>* y = &hidden_b_;
+  for (int l = 1; l < layers; ++l) {
+    *x = x->cwiseMax(0.0F);  // ReLU of the previous layer
+    nn::Matrix<float>& target = l + 1 == layers ? out : *y;
+    target.noalias() = *x * net.weight(l).transpose();
+    target.rowwise() += net.bias(l);
+    std::swap(x, y);
+  }
+  if (layers == 1) out = hidden_a_;
+}
+
+void DqnLearner::score_candidates(std::span<const float> observation, std::span<const std::int16_t> candidates,
+                                  std::span<const float> recency, std::span<float> scores) {
+  const auto n = candidates.size();
+  states_.resize(1, features_.observation_size);
+  std::copy(observation.begin(), observation.begin() + features_.observation_size, states_.data());
+  row_state_.assign(n, 0);
+  row_item_.resize(n);
+  if (dynamic_.rows() < static_cast<Eigen::Index>(n)) dynamic_.resize(static_cast<Eigen::Index>(n), features_.dynamic_size);
+  for (std::size_t c = 0; c < n; ++c) {
+    row_item_[c] = candidates[c];
+    features_.dynamic(observation, candidates[c], recency[c], dynamic_.row(static_cast<Eigen::Index>(c)).data());
+  }
+  score_rows(online_, states_, act_out_);
+  for (std::size_t c = 0; c < n; ++c) scores[c] = act_out_(static_cast<Eigen::Index>(c), 0);
 }
 
 void DqnLearner::compute_targets_fixed(const ReplayBuffer& replay) {
@@ -79,7 +133,7 @@ void DqnLearner::compute_targets_fixed(const ReplayBuffer& replay) {
   }
 }
 
-void DqnLearner::compute_targets_candidates(const ReplayBuffer& replay, const CandidateRowWriter& writer) {
+void DqnLearner::compute_targets_candidates(const ReplayBuffer& replay) {
   const std::size_t b = batch_.indices.size();
   segment_begin_.assign(b + 1, 0);
   for (std::size_t i = 0; i < b; ++i) {
@@ -87,22 +141,29 @@ void DqnLearner::compute_targets_candidates(const ReplayBuffer& replay, const Ca
     const std::size_t n = replay.discount(row) > 0.0F ? replay.next_candidates(row).size() : 0;
     segment_begin_[i + 1] = segment_begin_[i] + n;
   }
-  const auto total = static_cast<Eigen::Index>(segment_begin_[b]);
+  const std::size_t total = segment_begin_[b];
   targets_.resize(b);
   if (total > 0) {
-    next_inputs_.resize(total, input_size_);
+    states_.resize(static_cast<Eigen::Index>(b), features_.observation_size);
+    row_state_.resize(total);
+    row_item_.resize(total);
+    if (dynamic_.rows() < static_cast<Eigen::Index>(total)) dynamic_.resize(static_cast<Eigen::Index>(total), features_.dynamic_size);
     for (std::size_t i = 0; i < b; ++i) {
       const std::size_t row = batch_.indices[i];
+      const auto next = replay.next_observation(row);
+      std::copy(next.begin(), next.begin() + features_.observation_size, states_.row(static_cast<Eigen::Index>(i)).data());
       if (segment_begin_[i + 1] == segment_begin_[i]) continue;
       const auto candidates = replay.next_candidates(row);
       const auto recency = replay.next_recency(row);
-      const auto next = replay.next_observation(row);
       for (std::size_t c = 0; c < candidates.size(); ++c) {
-        writer(next, candidates[c], recency[c], next_inputs_.row(static_cast<Eigen::Index>(segment_begin_[i] + c)).data());
+        const std::size_t r = segment_begin_[i] + c;
+        row_state_[r] = static_cast<int>(i);
+        row_item_[r] = candidates[c];
+        features_.dynamic(next, candidates[c], recency[c], dynamic_.row(static_cast<Eigen::Index>(r)).data());
       }
     }
-    target_.predict(next_inputs_, next_target_, workspace_);
-    if (config_.double_dqn) online_.predict(next_inputs_, next_online_, workspace_);
+    score_rows(target_, states_, next_target_);
+    if (config_.double_dqn) score_rows(online_, states_, next_online_);
   }
   const nn::Matrix<float>& chooser = config_.double_dqn ? next_online_ : next_target_;
   for (std::size_t i = 0; i < b; ++i) {
@@ -119,8 +180,8 @@ void DqnLearner::compute_targets_candidates(const ReplayBuffer& replay, const Ca
   }
 }
 
-float DqnLearner::update(ReplayBuffer& replay, std::mt19937_64& rng, const CandidateRowWriter& writer) {
-  if (candidate_head() && !writer) throw std::invalid_argument("update: the candidate head needs a row writer");
+float DqnLearner::update(ReplayBuffer& replay, std::mt19937_64& rng) {
+  if (candidate_head() && !features_.dynamic) throw std::invalid_argument("update: the candidate head needs CandidateFeatures");
   const auto b = static_cast<std::size_t>(config_.batch_size);
   replay.sample(b, rng, config_.per_beta, batch_);
   inputs_.resize(static_cast<Eigen::Index>(b), input_size_);
@@ -128,14 +189,14 @@ float DqnLearner::update(ReplayBuffer& replay, std::mt19937_64& rng, const Candi
     const std::size_t row = batch_.indices[i];
     float* dst = inputs_.row(static_cast<Eigen::Index>(i)).data();
     if (candidate_head()) {
-      writer(replay.observation(row), replay.action(row), replay.action_recency(row), dst);
+      features_.write_row(replay.observation(row), replay.action(row), replay.action_recency(row), dst);
     } else {
       const auto obs = replay.observation(row);
       std::copy(obs.begin(), obs.end(), dst);
     }
   }
   if (candidate_head()) {
-    compute_targets_candidates(replay, writer);
+    compute_targets_candidates(replay);
   } else {
     compute_targets_fixed(replay);
   }

@@ -182,22 +182,6 @@ inline T fused_multiply_add(T a, T b, T c) {
 #endif
 }
 
-// Sum over k of float(q[k]) * x[k] with 16 independent lanes (one AVX-512 register, two AVX2
-// ones) summed in a fixed order, so the result does not depend on how the compiler vectorises.
-float dot_int8(const std::int8_t* q, const float* x, int n) {
-  constexpr int kLanes = 16;
-  float lane[kLanes] = {};
-  int k = 0;
-  for (; k + kLanes <= n; k += kLanes) {
-    for (int i = 0; i < kLanes; ++i) lane[i] += static_cast<float>(q[k + i]) * x[k + i];
-  }
-  for (int i = 0; k < n; ++k, ++i) lane[i] += static_cast<float>(q[k]) * x[k];
-  for (int width = kLanes / 2; width > 0; width /= 2) {
-    for (int i = 0; i < width; ++i) lane[i] += lane[i + width];
-  }
-  return lane[0];
-}
-
 }  // namespace
 
 // -----------------------------------------------------------------------------------------------
@@ -719,39 +703,26 @@ void QuantizedMlp::predict(const ConstMatrixRef<float>& x, Matrix<float>& y, Wor
     if (last && (y.rows() != batch || y.cols() != out)) y.resize(batch, out);
     float* out_data = last ? y.data() : reserve(workspace.activations[l], batch * out);
     const std::int8_t* q = weights_[l].data();
-    const float* scale = scales_[l].data();
-    const float* bias = biases_[l].data();
-    if (batch <= kDirectMaxBatch) {
-      // y_j = scale_j * (q_j . x) + b_j straight from the int8 rows: a GEMV reads each weight once,
-      // so converting it in registers costs less than writing a float copy first.
-      for (Index r = 0; r < batch; ++r) {
-        const float* xr = in_data + r * ld_in;
-        float* yr = out_data + r * out;
-        for (int j = 0; j < out; ++j) {
-          yr[j] = dot_int8(q + static_cast<std::size_t>(j) * static_cast<std::size_t>(in), xr, in) * scale[j] + bias[j];
-        }
-      }
-    } else {
-      // Dequantize a block of rows to exact small integers (float holds every int8), run it as a
-      // float GEMM, then apply the per-row scale to the output column: y = scale * (X q^T) + b.
-      const int block_rows = static_cast<int>(std::clamp<Index>(kDequantizeBlockElements / in, 1, out));
-      float* dq = reserve(workspace.dequantized, static_cast<Index>(block_rows) * in);
-      for (int j0 = 0; j0 < out; j0 += block_rows) {
-        const int rows = std::min(block_rows, out - j0);
-        const std::int8_t* qb = q + static_cast<std::size_t>(j0) * static_cast<std::size_t>(in);
-        const Index count = static_cast<Index>(rows) * in;
-        for (Index i = 0; i < count; ++i) dq[i] = static_cast<float>(qb[i]);
-        gemm<float>(false, true, static_cast<int>(batch), rows, in, in_data, static_cast<int>(ld_in), dq, in, 0.0F,
-                    out_data + j0, out, workspace.gemm, GemmBackend::automatic);
-      }
-      StridedMap<float> Y(out_data, batch, out, Eigen::OuterStride<>(out));
-      const Eigen::Map<const RowVector<float>> s(scale, out);
-      const Eigen::Map<const RowVector<float>> b(bias, out);
-      for (Index r = 0; r < batch; ++r) Y.row(r) = Y.row(r).cwiseProduct(s) + b;
+    // Dequantize a block of rows to exact small integers (float holds every int8; the loop is a
+    // plain widening convert that vectorises), run it as a float GEMM (a GEMV at batch 1), then
+    // apply each row's scale to its output column: y = scale * (X q^T) + b.
+    const int block_rows = static_cast<int>(std::clamp<Index>(kDequantizeBlockElements / in, 1, out));
+    float* dq = reserve(workspace.dequantized, static_cast<Index>(block_rows) * in);
+    for (int j0 = 0; j0 < out; j0 += block_rows) {
+      const int rows = std::min(block_rows, out - j0);
+      const std::int8_t* qb = q + static_cast<std::size_t>(j0) * static_cast<std::size_t>(in);
+      const Index count = static_cast<Index>(rows) * in;
+      for (Index i = 0; i < count; ++i) dq[i] = static_cast<float>(qb[i]);
+      gemm<float>(false, true, static_cast<int>(batch), rows, in, in_data, static_cast<int>(ld_in), dq, in, 0.0F,
+                  out_data + j0, out, workspace.gemm, GemmBackend::automatic);
     }
-    if (!last) {
-      StridedMap<float> Y(out_data, batch, out, Eigen::OuterStride<>(out));
-      Y = Y.cwiseMax(0.0F);
+    StridedMap<float> Y(out_data, batch, out, Eigen::OuterStride<>(out));
+    const Eigen::Map<const RowVector<float>> s(scales_[l].data(), out);
+    const Eigen::Map<const RowVector<float>> b(biases_[l].data(), out);
+    if (last) {
+      for (Index r = 0; r < batch; ++r) Y.row(r) = Y.row(r).cwiseProduct(s) + b;
+    } else {
+      for (Index r = 0; r < batch; ++r) Y.row(r) = (Y.row(r).cwiseProduct(s) + b).cwiseMax(0.0F);
     }
     in_data = out_data;
     ld_in = out;

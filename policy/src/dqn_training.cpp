@@ -243,12 +243,30 @@ struct PendingStep {
   double reward = 0;
 };
 
+agent::DqnLearner make_learner(CartPoleDqnEnv&, const DqnTrainOptions& o) {
+  return agent::DqnLearner(o.dqn, CartPoleDqnEnv::input_size(), CartPoleDqnEnv::num_actions(), o.seed);
+}
+
+agent::DqnLearner make_learner(MealSimDqnEnv& e, const DqnTrainOptions& o) {
+  agent::CandidateFeatures f;
+  f.observation_size = env::kObservationSize;
+  f.static_size = env::kMealStaticFeatures;
+  f.dynamic_size = env::kCandidateDynamicFeatures;
+  f.num_items = static_cast<int>(e.catalog->size());
+  f.static_features = e.catalog->meal_features().data();
+  const env::Catalog* catalog = e.catalog.get();
+  f.dynamic = [catalog](std::span<const float> obs, int item, float recency, float* out) {
+    env::write_candidate_dynamic(*catalog, obs, item, recency, out);
+  };
+  return agent::DqnLearner(o.dqn, std::move(f), o.seed);
+}
+
 template <class Env>
 DqnTrainResult run(Env& e, const DqnTrainOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
   place_numa(o.numa);
   std::filesystem::create_directories(o.run_dir);
-  agent::DqnLearner learner(o.dqn, Env::input_size(), Env::num_actions(), o.seed);
+  agent::DqnLearner learner = make_learner(e, o);
   agent::ReplayBuffer replay({o.buffer_size, static_cast<int>(e.observation().size()),
                               Env::kCandidates ? kMaxCandidates : 0, o.prioritized});
   std::mt19937_64 rng(o.seed ^ 0xa5a5'a5a5'a5a5'a5a5ULL);
@@ -259,12 +277,6 @@ DqnTrainResult run(Env& e, const DqnTrainOptions& o) {
   std::int64_t recent_count = 0;
   const std::string spec = e.spec();
 
-  agent::CandidateRowWriter writer;
-  if constexpr (Env::kCandidates) {
-    writer = [&e](std::span<const float> obs, int candidate, float recency, float* row) {
-      env::write_candidate_input(*e.catalog, obs, candidate, recency, row);
-    };
-  }
 
   auto save_checkpoint = [&](const std::filesystem::path& path) {
     Checkpoint c;
@@ -407,7 +419,6 @@ DqnTrainResult run(Env& e, const DqnTrainOptions& o) {
   const double gamma = o.dqn.gamma;
   const int n_step = o.dqn.n_step;
   std::deque<PendingStep> window;
-  nn::Matrix<float> rows;
   std::vector<float> scores;
   double loss = 0, last_eval = std::numeric_limits<double>::quiet_NaN(), epsilon = o.epsilon_start;
   bool interrupted = false;
@@ -463,13 +474,8 @@ DqnTrainResult run(Env& e, const DqnTrainOptions& o) {
         if (unit(rng) < epsilon) {
           pick = std::uniform_int_distribution<std::size_t>(0, e.allowed.size() - 1)(rng);
         } else {
-          rows.resize(static_cast<Eigen::Index>(e.allowed.size()), Env::input_size());
-          for (std::size_t c = 0; c < e.allowed.size(); ++c) {
-            env::write_candidate_input(*e.catalog, e.observation(), e.allowed[c], e.recency[c],
-                                       rows.row(static_cast<Eigen::Index>(c)).data());
-          }
           scores.resize(e.allowed.size());
-          learner.score_candidates(rows, scores);
+          learner.score_candidates(e.observation(), e.allowed, e.recency, scores);
           pick = static_cast<std::size_t>(std::max_element(scores.begin(), scores.end()) - scores.begin());
         }
         action = e.allowed[pick];
@@ -490,7 +496,7 @@ DqnTrainResult run(Env& e, const DqnTrainOptions& o) {
         emit(false, 1);
       }
       if (step > o.learning_starts && step % o.train_frequency == 0) {
-        for (int g = 0; g < o.gradient_steps; ++g) loss = learner.update(replay, rng, writer);
+        for (int g = 0; g < o.gradient_steps; ++g) loss = learner.update(replay, rng);
       }
       if (o.eval_every > 0 && step % o.eval_every == 0) {
         last_eval = evaluate_network(*eval_env, learner.online(), o.eval_episodes_during, kEvalSeedSalt ^ 0x1ULL).mean_return;

@@ -43,28 +43,44 @@ struct DqnConfig {
   double per_beta = 0.4;            // prioritized replay importance exponent
 };
 
-// Builds the input rows of a candidate-scoring network: for the given next observation,
-// candidates and recencies, writes one row per candidate into `rows` (pre-sized).
-using CandidateRowWriter = std::function<void(std::span<const float> observation, int candidate, float recency,
-                                              float* row)>;
+// How a candidate-scoring network's input row is made: [observation | static features of
+// the item | dynamic features of (state, item)]. The static part comes from a table (one
+// row per catalog item), the dynamic part from a function of the observation, the item and
+// its recency. Knowing this split lets the learner compute the first layer as
+//   W1 [obs | static | dyn] = W1_obs obs (once per state) + W1_static static (once per item
+//   and update) + W1_dyn dyn (per candidate),
+// which makes scoring all candidates of a batch of states ~2.5x cheaper than building and
+// multiplying full rows. The result is the same function; only the float rounding differs.
+struct CandidateFeatures {
+  int observation_size = 0;
+  int static_size = 0;
+  int dynamic_size = 0;
+  int num_items = 0;
+  const float* static_features = nullptr;  // [num_items x static_size], row-major, not owned
+  std::function<void(std::span<const float> observation, int item, float recency, float* dynamic_out)> dynamic;
+  int input_size() const noexcept { return observation_size + static_size + dynamic_size; }
+  // Writes a full input row (input_size() floats).
+  void write_row(std::span<const float> observation, int item, float recency, float* row) const;
+};
 
 class DqnLearner {
  public:
   // Fixed actions: input_size = observation size, num_actions outputs.
-  // Candidate scoring: input_size = candidate row size, num_actions = 0 (one output).
   DqnLearner(const DqnConfig& config, int input_size, int num_actions, std::uint64_t seed);
+  // Candidate scoring: one output per (state, item) row laid out as `features` says.
+  DqnLearner(const DqnConfig& config, CandidateFeatures features, std::uint64_t seed);
 
   bool candidate_head() const noexcept { return num_actions_ == 0; }
   const DqnConfig& config() const noexcept { return config_; }
 
   // Greedy action for one observation (fixed head), among allowed ones (empty = all).
   std::int32_t greedy_action(std::span<const float> observation, std::span<const std::uint8_t> mask = {});
-  // Scores of candidate rows [n x input] (candidate head), written into `scores` (size n).
-  void score_candidates(const nn::ConstMatrixRef<float>& rows, std::span<float> scores);
+  // Scores of one state's candidates (candidate head) by the online network.
+  void score_candidates(std::span<const float> observation, std::span<const std::int16_t> candidates,
+                        std::span<const float> recency, std::span<float> scores);
 
-  // One gradient update from a sampled batch. For the candidate head, `writer` rebuilds
-  // rows from the replay (observation + candidate + recency). Returns the mean loss.
-  float update(ReplayBuffer& replay, std::mt19937_64& rng, const CandidateRowWriter& writer = {});
+  // One gradient update from a sampled batch. Returns the mean loss.
+  float update(ReplayBuffer& replay, std::mt19937_64& rng);
 
   std::int64_t updates() const noexcept { return updates_; }
   nn::Mlp<float>& online() noexcept { return online_; }
@@ -75,8 +91,12 @@ class DqnLearner {
 
  private:
   void compute_targets_fixed(const ReplayBuffer& replay);
-  void compute_targets_candidates(const ReplayBuffer& replay, const CandidateRowWriter& writer);
+  void compute_targets_candidates(const ReplayBuffer& replay);
+  // Factorized forward (see CandidateFeatures) of `net` for the rows described by
+  // row_state_ (index into states), row_item_ and dynamic_ into out [rows x 1].
+  void score_rows(const nn::Mlp<float>& net, const nn::Matrix<float>& states, nn::Matrix<float>& out);
 
+  CandidateFeatures features_;
   DqnConfig config_;
   int input_size_;
   int num_actions_;
@@ -89,6 +109,8 @@ class DqnLearner {
   nn::Workspace<float> workspace_;
   std::vector<float> targets_, td_errors_;
   std::vector<std::size_t> segment_begin_;
+  std::vector<int> row_state_, row_item_;
+  nn::Matrix<float> states_, dynamic_, item_part_, state_part_, hidden_a_, hidden_b_;
 };
 
 }  // namespace forkcast::agent

@@ -198,11 +198,6 @@ class QuantizedMlp {
   std::span<const std::int8_t> quantized_weight(int layer) const;
   std::span<const float> scales(int layer) const;
 
-  // Batches up to this size run the int8 rows directly (one dot per row, no dequantized copy);
-  // larger ones dequantize a block of rows to float and run it as a float GEMM (measured:
-  // docs/performance-nn.md, "int8").
-  static constexpr int kDirectMaxBatch = 4;
-
  private:
   std::vector<int> sizes_;
   std::vector<std::vector<std::int8_t>> weights_;  // per layer, [out x in]
