@@ -101,6 +101,8 @@ void MealSim::start_week() {
   cuisine_memory_.fill(0.0);
   cuisine_offered_.fill(0.0);
   cuisine_accepted_.fill(0.0);
+  tag_offered_.fill(0.0);
+  tag_accepted_.fill(0.0);
   offered_decayed_ = accepted_decayed_ = 0;
   decline_streak_ = 0;
   stats_ = EpisodeStats{};
@@ -212,6 +214,15 @@ MealStep MealSim::step(Action meal) {
     cuisine_accepted_[c] *= kRateDecay;
   }
   cuisine_offered_[static_cast<std::size_t>(offered.cuisine_index)] += 1.0;
+  for (std::size_t t = 0; t < kNumTags; ++t) {
+    tag_offered_[t] *= kRateDecay;
+    tag_accepted_[t] *= kRateDecay;
+  }
+  for (std::uint32_t bits = offered.tags; bits != 0; bits &= bits - 1) {
+    const auto t = static_cast<std::size_t>(__builtin_ctz(bits));
+    tag_offered_[t] += 1.0;
+    if (out.accepted) tag_accepted_[t] += 1.0;
+  }
   if (out.accepted) {
     cuisine_accepted_[static_cast<std::size_t>(offered.cuisine_index)] += 1.0;
     ++stats_.accepted;
@@ -295,6 +306,9 @@ void MealSim::write_observation() {
   for (std::size_t c = 0; c < kMaxCuisines; ++c) {
     o[kObsCuisineMemory + c] = static_cast<float>(cuisine_memory_[c]);
     o[kObsCuisineAccept + c] = static_cast<float>((cuisine_accepted_[c] + 0.5) / (cuisine_offered_[c] + 1.0));
+  }
+  for (std::size_t t = 0; t < kNumTags; ++t) {
+    o[kObsTagAccept + t] = static_cast<float>((tag_accepted_[t] + 0.5) / (tag_offered_[t] + 1.0));
   }
   std::size_t i = kObsProfile;
   o[i++] = p.sex == Sex::female ? 1.0F : 0.0F;

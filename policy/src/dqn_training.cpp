@@ -519,6 +519,7 @@ DqnTrainResult run(Env& e, const DqnTrainOptions& o) {
                                  {"wall_s", wall}};
         if (!std::isnan(last_eval)) record["eval_return"] = last_eval;
         metrics << record.dump() << "\n";
+        metrics.flush();  // readable while the run goes on (tail -f metrics.jsonl)
         if (o.show_progress) {
           progress.update({step, o.total_steps, wall > 0 ? static_cast<double>(step) / wall : 0.0,
                            n > 0 ? mean / static_cast<double>(n) : 0.0, epsilon});

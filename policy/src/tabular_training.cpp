@@ -326,6 +326,7 @@ TabularTrainResult run(Adapter& e, const TabularTrainOptions& o) {
                                 {"steps_per_s", f.steps_per_s},    {"wall_s", wall}}
                      .dump()
               << "\n";
+      metrics.flush();  // readable while the run goes on (tail -f metrics.jsonl)
     }
     if (done % o.checkpoint_every == 0) {
       metrics.flush();

@@ -54,7 +54,10 @@ inline constexpr std::array<double, kNumSlots> kSlotKcalShare = {0.25, 0.35, 0.3
 //   [54..57] diet one-hot (none, vegetarian, vegan, pescatarian)
 //   [58] budget / 15 USD  [59] cook time / 60 min  [60] kcal target / 3000
 //   [61] protein target / 200 g  [62] sodium limit / 2300 mg
-inline constexpr int kObservationSize = 63;
+//   [63..82] decayed acceptance rate of suggestions carrying each tag (kTagNames order,
+//            prior 0.5): with [31..46], the acceptance history by feature
+inline constexpr int kObservationSize = 83;
+inline constexpr int kObsTagAccept = 63;
 inline constexpr int kObsSlot = 0, kObsDay = 4, kObsHunger = 5, kObsKcal = 6, kObsProtein = 7;
 inline constexpr int kObsSodium = 10, kObsKcalLeft = 12, kObsAcceptRate = 13, kObsDeclineStreak = 14;
 inline constexpr int kObsCuisineMemory = 15, kObsCuisineAccept = 31, kObsProfile = 47, kObsGoal = 51, kObsDiet = 54;
@@ -201,6 +204,7 @@ class MealSim {
   std::array<double, kMaxCuisines> cuisine_memory_{};  // as of step cuisine_memory_t_
   int cuisine_memory_t_ = 0;
   std::array<double, kMaxCuisines> cuisine_offered_{}, cuisine_accepted_{};
+  std::array<double, kNumTags> tag_offered_{}, tag_accepted_{};
   double offered_decayed_ = 0, accepted_decayed_ = 0;
   int decline_streak_ = 0;
   std::vector<double> meal_decay_pow_;       // meal_memory_decay^k for k = 0..kStepsPerWeek
