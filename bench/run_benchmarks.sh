@@ -29,7 +29,7 @@ PEER_SECONDS="${FORKCAST_PEER_SECONDS:-2}"
 REPETITIONS="${FORKCAST_REPETITIONS:-3}"
 SUMMARY="$RESULTS_DIR/summary.tsv"
 
-BENCHMARKS=(cartpole mealsim taxi_update taxi_train)
+BENCHMARKS=(cartpole mealsim taxi_update taxi_train nn_gemm nn_train_small nn_train_large nn_predict)
 
 die() {
   echo "run_env_bench.sh: $*" >&2
@@ -83,11 +83,12 @@ json_field() {
   "$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"
 }
 
-# report WHAT OURS PEER_NAME PEER: prints and records one comparison.
+# report WHAT OURS PEER_NAME PEER [DIGITS]: prints and records one comparison (the ratio with
+# DIGITS decimals, default 1).
 report() {
-  local what="$1" ours="$2" peer_name="$3" peer="$4"
+  local what="$1" ours="$2" peer_name="$3" peer="$4" digits="${5:-1}"
   local ratio
-  ratio="$("$PY" -c 'import sys; print("%.1f" % (float(sys.argv[1]) / float(sys.argv[2])))' "$ours" "$peer")"
+  ratio="$("$PY" -c 'import sys; print("%.*f" % (int(sys.argv[3]), float(sys.argv[1]) / float(sys.argv[2])))' "$ours" "$peer" "$digits")"
   printf '%-34s ours %14.0f  %-16s %14.0f  ratio %sx\n' "$what" "$ours" "$peer_name" "$peer" "$ratio"
   printf '%s\t%.0f\t%s\t%.0f\t%s\n' "$what" "$ours" "$peer_name" "$peer" "$ratio" >>"$SUMMARY"
 }
@@ -138,6 +139,100 @@ bench_taxi_train() {
   ours="$(items_per_second "$json" BM_TaxiTrainCourse/min_time:2.000)"
   peer="$(json_field "$peer_json" updates_per_s)"
   report "Taxi course training updates/s" "$ours" "python_numpy" "$peer"
+}
+
+# --- agent/nn: the DQN's kernels (docs/performance-nn.md) -------------------------------------
+# bench_nn and its libtorch peer run once per invocation, single thread (OPENBLAS_NUM_THREADS=1;
+# bench_nn also sets it itself, the peer calls torch::set_num_threads(1)). Rates are medians of
+# $REPETITIONS repetitions over CPU time, which other load on the machine disturbs least.
+NN_JSON=""
+TORCH_JSON=""
+
+# nn_run: runs bench_nn (train steps, the 1024^3 sgemm, predictions) once.
+nn_run() {
+  [[ -n "$NN_JSON" ]] && return 0
+  NN_JSON="$RESULTS_DIR/bench_nn.json"
+  OPENBLAS_NUM_THREADS=1 run_gbench "$(bench_exe bench_nn)" "$NN_JSON" 'BM_TrainStep|BM_Sgemm|BM_Predict'
+}
+
+# torch_run: runs the libtorch peer once, if it was built (it needs libtorch-dev); returns 1 if not.
+# With Debian's OpenMP build of OpenBLAS installed (libopenblas0-openmp) the peer runs on it, as
+# libtorch's own OpenMP threads expect; otherwise on the default pthread build, one thread.
+torch_run() {
+  [[ -n "$TORCH_JSON" ]] && return 0
+  local exe
+  exe="$(ls "$BUILD_DIR"/bench/*/bench_libtorch_dqn_step 2>/dev/null | head -n 1)"
+  if [[ -z "$exe" ]]; then
+    echo "nn: libtorch peer not built (scripts/setup.sh --with-peers; ninja -C $BUILD_DIR bench_libtorch_dqn_step): skipped" >&2
+    return 1
+  fi
+  local openmp=/usr/lib/x86_64-linux-gnu/openblas-openmp
+  TORCH_JSON="$RESULTS_DIR/libtorch_dqn_step.json"
+  if [[ -e "$openmp/libblas.so.3" ]]; then
+    LD_LIBRARY_PATH="$openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 \
+      run_gbench "$exe" "$TORCH_JSON"
+  else
+    OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 run_gbench "$exe" "$TORCH_JSON"
+  fi
+}
+
+# nn_counter JSON BENCHMARK FIELD: the median of one field (items_per_second, a counter) of one benchmark.
+nn_counter() {
+  "$PY" - "$1" "$2" "$3" <<'EOF2'
+import json, sys
+path, name, field = sys.argv[1:4]
+runs = json.load(open(path))["benchmarks"]
+wanted = [r for r in runs if r.get("run_name", r["name"]) == name and r.get("aggregate_name", "median") == "median"]
+if not wanted:
+    sys.exit("no median result for %s in %s" % (name, path))
+print(wanted[0][field])
+EOF2
+}
+
+# The FLOP limit: the faster of Eigen's and OpenBLAS's 1024^3 sgemm, in FLOP/s, this run.
+nn_flop_limit() {
+  "$PY" -c 'import sys; print(max(float(a) for a in sys.argv[1:]))' \
+    "$(nn_counter "$NN_JSON" BM_Sgemm/1024/eigen/min_time:1.000/process_time GFLOP/s)" \
+    "$(nn_counter "$NN_JSON" BM_Sgemm/1024/blas/min_time:1.000/process_time GFLOP/s)"
+}
+
+# Large-sgemm rate of Eigen against OpenBLAS, one core.
+bench_nn_gemm() {
+  nn_run
+  report "sgemm 1024^3 GFLOP/s, Eigen" "$(nn_counter "$NN_JSON" BM_Sgemm/1024/eigen/min_time:1.000/process_time GFLOP/s)" \
+    "openblas" "$(nn_counter "$NN_JSON" BM_Sgemm/1024/blas/min_time:1.000/process_time GFLOP/s)" 2
+}
+
+# nn_train_step NET LABEL: one DQN train step, steps/s against libtorch and against the FLOP limit
+# (the step's FLOPs at the large-sgemm rate).
+nn_train_step() {
+  local net="$1" label="$2" ours limit
+  nn_run
+  ours="$(nn_counter "$NN_JSON" "BM_TrainStep/$net/auto/process_time" items_per_second)"
+  if torch_run; then
+    report "DQN step $label steps/s" "$ours" "libtorch" \
+      "$(nn_counter "$TORCH_JSON" "BM_TrainStep/$net/libtorch/process_time" items_per_second)" 2
+  fi
+  limit="$("$PY" -c 'import sys; print(float(sys.argv[1]) * 1e9 / float(sys.argv[2]))' \
+    "$(nn_flop_limit)" "$(nn_counter "$NN_JSON" "BM_TrainStep/$net/auto/process_time" flops)")"
+  report "DQN step $label steps/s" "$ours" "FLOP limit" "$limit" 2
+}
+
+bench_nn_train_small() { nn_train_step cartpole_4-120-84-2_b128 "4-120-84-2 b128"; }
+bench_nn_train_large() { nn_train_step mealsim_96-256-256-200_b256 "96-256-256-200 b256"; }
+
+# Single-state inference, forwards/s: float32 and int8 against libtorch's float32.
+bench_nn_predict() {
+  nn_run
+  torch_run || return 0
+  local net label
+  for net in cartpole_4-120-84-2_b1 cartpole256_4-256-256-2_b1 candidates240_119-128-64-1_b240; do
+    label="${net#*_}"
+    report "predict $label f32/s" "$(nn_counter "$NN_JSON" "BM_Predict/$net/float32/process_time" items_per_second)" \
+      "libtorch" "$(nn_counter "$TORCH_JSON" "BM_Predict/$net/libtorch/process_time" items_per_second)" 2
+    report "predict $label int8/s" "$(nn_counter "$NN_JSON" "BM_Predict/$net/int8/process_time" items_per_second)" \
+      "libtorch" "$(nn_counter "$TORCH_JSON" "BM_Predict/$net/libtorch/process_time" items_per_second)" 2
+  done
 }
 
 main() {

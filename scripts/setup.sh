@@ -3,7 +3,9 @@
 # build, test and run on Debian 12. Safe to run again: a second run installs nothing.
 #
 # Usage: scripts/setup.sh [--with-peers] [--with-fuzz]
-#   --with-peers  also install the benchmark peers (python3-numpy) used by bench/.
+#   --with-peers  also install the benchmark peers used by bench/: python3-numpy; python3-torch and
+#                 libtorch-dev for the DQN peers (CleanRL's loop, bench_libtorch_dqn_step), and
+#                 libopenblas0-openmp, the OpenBLAS build libtorch's OpenMP threads expect.
 #   --with-fuzz   also install clang and libFuzzer for tests/fuzz.
 set -euo pipefail
 
@@ -15,10 +17,11 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libcli11-dev libspdlog-dev prometheus-cpp-dev libssl-dev
   postgresql-15 postgresql-client-15
+  chromium
 )
 for arg in "$@"; do
   case "$arg" in
-    --with-peers) packages+=(python3-numpy) ;;
+    --with-peers) packages+=(python3-numpy python3-torch libtorch-dev libopenblas0-openmp) ;;
     --with-fuzz) packages+=(clang libclang-rt-14-dev) ;;
     -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown argument '$arg' (allowed: --with-peers, --with-fuzz)" >&2; exit 2 ;;

@@ -187,13 +187,35 @@ inline T fused_multiply_add(T a, T b, T c) {
 // -----------------------------------------------------------------------------------------------
 // GEMM
 
+// The per-shape choice, from BM_Gemm of bench/agent/nn_bench.cpp on the development machine (AMD
+// EPYC Zen 5, one core; OpenBLAS 0.3.21 picks its Haswell AVX2 kernels there). Tables in
+// docs/performance-nn.md, "Kernel choice". What decides is how wide Eigen's kernel was compiled:
+//  - AVX-512 (-march=native here): Eigen's GEBP runs the 256-wide layers at 150-165 GFLOP/s
+//    against OpenBLAS's 100-110, and wins every layer of both nets, except where the packed
+//    panel is nearly empty: depth <= 2 (dX of a 2-action head) and dW of a layer with <= 8
+//    inputs (CartPole's 4 observations), where OpenBLAS's small-size path is 1.5x faster.
+//  - AVX2 + FMA: the two kernels tie within 5 %; OpenBLAS is ahead from ~4 M multiply-adds
+//    (every 256-wide product) and on the same thin shapes, Eigen on the rest.
+//  - SSE only (the default build without FORKCAST_NATIVE): Eigen has 4-wide registers and no
+//    FMA, OpenBLAS dispatches at run time to AVX2 and is 2.5x faster on every packed shape.
+// Products with one row or column never get here (gemm() runs them as Eigen GEMVs).
 GemmBackend choose_gemm_backend(bool transpose_a, bool transpose_b, int m, int n, int k) noexcept {
-  (void)transpose_a;
   (void)transpose_b;
+  const bool thin = k <= 2 || (transpose_a && n <= 8);
+#if defined(EIGEN_VECTORIZE_AVX512)
+  (void)m;
+  return thin ? GemmBackend::blas : GemmBackend::eigen;
+#elif defined(EIGEN_VECTORIZE_AVX2) && defined(EIGEN_VECTORIZE_FMA)
+  constexpr double kLargeMultiplyAdds = 4.0 * 1024 * 1024;
+  const double multiply_adds = static_cast<double>(m) * n * k;
+  return thin || multiply_adds >= kLargeMultiplyAdds ? GemmBackend::blas : GemmBackend::eigen;
+#else
   (void)m;
   (void)n;
   (void)k;
-  return GemmBackend::eigen;
+  (void)thin;
+  return GemmBackend::blas;
+#endif
 }
 
 template <class T>
@@ -638,9 +660,48 @@ void Adam<T>::step(std::span<T> parameters, std::span<const T> gradients) {
 
 namespace {
 
-// Rows of int8 weights dequantized per float GEMM: 64 Ki floats (256 KiB) keeps the block in L2
-// and covers a whole layer of every network this project trains.
+// Rows of the transposed int8 weight dequantized per float GEMM: 64 Ki floats (256 KiB) keeps
+// the block in L2 and covers a whole layer of every network this project trains.
 constexpr Index kDequantizeBlockElements = 64 * 1024;
+
+// a * b + c, fused where the hardware has FMA (speed, not reproducibility across builds, is the
+// point here: serving results already differ in the last bits between kernels).
+inline float multiply_add(float a, float b, float c) {
+#if defined(__FMA__)
+  return std::fma(a, b, c);
+#else
+  return a * b + c;
+#endif
+}
+
+// Rows of the transposed int8 weights are padded with zeros to a multiple of this, so the GEMV
+// below never needs a scalar tail (a lone column is one long dependent chain of multiply-adds).
+constexpr int kQuantizedRowAlign = 16;
+
+int padded(int out) { return (out + kQuantizedRowAlign - 1) / kQuantizedRowAlign * kQuantizedRowAlign; }
+
+// y[j0, j0 + kWidth) = x . Q^T for int8 Q stored transposed [in x stride]: each k broadcasts x[k]
+// against a contiguous run of int8 weights, converted in registers, into kWidth accumulators that
+// stay in registers (64 = four AVX-512 registers); no horizontal sums, no float copy of Q.
+// Every store has a fixed trip count, so the compiler keeps acc in registers.
+template <int kWidth>
+void int8_gemv_columns(const std::int8_t* qt, const float* x, int in, int stride, int j0, float* y) {
+  float acc[kWidth] = {};
+  for (int k = 0; k < in; ++k) {
+    const float xk = x[k];
+    const std::int8_t* row = qt + static_cast<std::size_t>(k) * static_cast<std::size_t>(stride) + j0;
+    for (int j = 0; j < kWidth; ++j) acc[j] = multiply_add(xk, static_cast<float>(row[j]), acc[j]);
+  }
+  for (int j = 0; j < kWidth; ++j) y[j0 + j] = acc[j];
+}
+
+// y [padded(out)] = x . Q^T; the padding's lanes come out zero and the caller drops them.
+void int8_gemv(const std::int8_t* qt, const float* x, int in, int out, float* y) {
+  const int stride = padded(out);
+  int j0 = 0;
+  for (; j0 + 64 <= stride; j0 += 64) int8_gemv_columns<64>(qt, x, in, stride, j0, y);
+  for (; j0 < stride; j0 += kQuantizedRowAlign) int8_gemv_columns<kQuantizedRowAlign>(qt, x, in, stride, j0, y);
+}
 
 }  // namespace
 
@@ -651,7 +712,8 @@ QuantizedMlp::QuantizedMlp(const Mlp<float>& source) : sizes_(source.layer_sizes
     const auto b = source.bias(l);
     const Index out = w.rows();
     const Index in = w.cols();
-    std::vector<std::int8_t> q(static_cast<std::size_t>(out * in));
+    const Index stride = padded(static_cast<int>(out));
+    std::vector<std::int8_t> qt(static_cast<std::size_t>(stride * in), 0);
     std::vector<float> scale(static_cast<std::size_t>(out));
     for (Index j = 0; j < out; ++j) {
       if (!w.row(j).allFinite()) {
@@ -664,21 +726,23 @@ QuantizedMlp::QuantizedMlp(const Mlp<float>& source) : sizes_(source.layer_sizes
       for (Index k = 0; k < in; ++k) {
         // Round half to even, as torch.quantize_per_channel; an all-zero row stays zero.
         const float r = s > 0.0F ? std::nearbyint(w(j, k) / s) : 0.0F;
-        q[static_cast<std::size_t>(j * in + k)] = static_cast<std::int8_t>(std::clamp(r, -127.0F, 127.0F));
+        qt[static_cast<std::size_t>(k * stride + j)] = static_cast<std::int8_t>(std::clamp(r, -127.0F, 127.0F));
       }
     }
-    weights_.push_back(std::move(q));
+    weights_.push_back(std::move(qt));
     scales_.push_back(std::move(scale));
     biases_.emplace_back(b.data(), b.data() + out);
   }
 }
 
-std::span<const std::int8_t> QuantizedMlp::quantized_weight(int layer) const {
+QuantizedMlp::Int8Map QuantizedMlp::quantized_weight(int layer) const {
   if (layer < 0 || static_cast<std::size_t>(layer) >= weights_.size()) {
     throw std::out_of_range("QuantizedMlp layer " + std::to_string(layer) + " is out of range 0.." +
                             std::to_string(static_cast<int>(weights_.size()) - 1));
   }
-  return weights_[static_cast<std::size_t>(layer)];
+  const int in = sizes_[static_cast<std::size_t>(layer)];
+  const int out = sizes_[static_cast<std::size_t>(layer) + 1];
+  return {weights_[static_cast<std::size_t>(layer)].data(), in, out, Eigen::OuterStride<>(padded(out))};
 }
 
 std::span<const float> QuantizedMlp::scales(int layer) const {
@@ -702,20 +766,32 @@ void QuantizedMlp::predict(const ConstMatrixRef<float>& x, Matrix<float>& y, Wor
     const bool last = l + 1 == layers;
     if (last && (y.rows() != batch || y.cols() != out)) y.resize(batch, out);
     float* out_data = last ? y.data() : reserve(workspace.activations[l], batch * out);
-    const std::int8_t* q = weights_[l].data();
-    // Dequantize a block of rows to exact small integers (float holds every int8; the loop is a
-    // plain widening convert that vectorises), run it as a float GEMM (a GEMV at batch 1), then
-    // apply each row's scale to its output column: y = scale * (X q^T) + b.
-    const int block_rows = static_cast<int>(std::clamp<Index>(kDequantizeBlockElements / in, 1, out));
-    float* dq = reserve(workspace.dequantized, static_cast<Index>(block_rows) * in);
-    for (int j0 = 0; j0 < out; j0 += block_rows) {
-      const int rows = std::min(block_rows, out - j0);
-      const std::int8_t* qb = q + static_cast<std::size_t>(j0) * static_cast<std::size_t>(in);
-      const Index count = static_cast<Index>(rows) * in;
-      for (Index i = 0; i < count; ++i) dq[i] = static_cast<float>(qb[i]);
-      gemm<float>(false, true, static_cast<int>(batch), rows, in, in_data, static_cast<int>(ld_in), dq, in, 0.0F,
-                  out_data + j0, out, workspace.gemm, GemmBackend::automatic);
+    const std::int8_t* qt = weights_[l].data();
+    if (batch <= kDirectMaxBatch) {
+      // Few rows: each weight is used `batch` times, so converting it in registers beats writing
+      // and re-reading a float copy (measured: docs/performance-nn.md, "int8").
+      float* staging = reserve(workspace.dequantized, padded(out));
+      for (Index r = 0; r < batch; ++r) {
+        int8_gemv(qt, in_data + r * ld_in, in, out, staging);
+        std::copy(staging, staging + out, out_data + r * out);
+      }
+    } else {
+      // A batch: dequantize blocks of Q^T's rows to exact small integers (float holds every int8;
+      // a plain widening convert that vectorises) and accumulate X[:, block] Q^T[block, :] as float
+      // GEMMs, so the int8 path runs on the same kernels as the float one.
+      const int stride = padded(out);
+      const int block_rows = static_cast<int>(std::clamp<Index>(kDequantizeBlockElements / stride, 1, in));
+      float* dq = reserve(workspace.dequantized, static_cast<Index>(block_rows) * stride);
+      for (int k0 = 0; k0 < in; k0 += block_rows) {
+        const int rows = std::min(block_rows, in - k0);
+        const std::int8_t* qb = qt + static_cast<std::size_t>(k0) * static_cast<std::size_t>(stride);
+        const Index count = static_cast<Index>(rows) * stride;
+        for (Index i = 0; i < count; ++i) dq[i] = static_cast<float>(qb[i]);
+        gemm<float>(false, false, static_cast<int>(batch), out, rows, in_data + k0, static_cast<int>(ld_in), dq,
+                    stride, k0 == 0 ? 0.0F : 1.0F, out_data, out, workspace.gemm, GemmBackend::automatic);
+      }
     }
+    // y = scale * (x . q) + b per output column, then the ReLU.
     StridedMap<float> Y(out_data, batch, out, Eigen::OuterStride<>(out));
     const Eigen::Map<const RowVector<float>> s(scales_[l].data(), out);
     const Eigen::Map<const RowVector<float>> b(biases_[l].data(), out);

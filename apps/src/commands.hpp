@@ -35,5 +35,7 @@ void add_version_command(CLI::App& app, const GlobalOptions& global);
 void add_config_command(CLI::App& app, const GlobalOptions& global);
 void add_catalog_command(CLI::App& app, const GlobalOptions& global);
 void add_train_command(CLI::App& app, const GlobalOptions& global);
+void add_db_command(CLI::App& app, const GlobalOptions& global);
+void add_evaluate_command(CLI::App& app, const GlobalOptions& global);
 
 }  // namespace forkcast::apps

@@ -51,8 +51,8 @@ int main(int argc, char** argv) {
   forkcast::apps::add_catalog_command(app, global);
   forkcast::apps::add_train_command(app, global);
   add_not_built(app, "serve", "Start the REST service", "the service issue");
-  add_not_built(app, "evaluate", "Evaluate policies and write reports", "the evaluation issue");
-  add_not_built(app, "db", "Manage the local PostgreSQL instance", "the database issue");
+  forkcast::apps::add_evaluate_command(app, global);
+  forkcast::apps::add_db_command(app, global);
   add_not_built(app, "advise", "Print advice for a meal from the command line", "the advice issue");
 
   try {

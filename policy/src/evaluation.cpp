@@ -4,7 +4,9 @@
 #include <chrono>
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <stdexcept>
+#include <tuple>
 
 #include "forkcast/policy/progress.hpp"
 #include "forkcast/policy/tabular_training.hpp"
@@ -18,19 +20,19 @@ namespace {
 constexpr std::uint64_t kPolicyRngSalt = 0x0e7a'1f00'd5ee'd000ULL;
 
 constexpr std::array<MetricInfo, 13> kMetrics = {{
-    {"weekly_return", "Weekly return", "", true, false, 2},
-    {"acceptance_rate", "Acceptance", "%", true, true, 1},
-    {"mean_adherence", "Daily adherence", "0..1", true, false, 3},
-    {"kcal_abs_error_pct", "|kcal error|", "% of target", false, true, 1},
-    {"kcal_abs_error_kcal", "|kcal error|", "kcal/day", false, false, 0},
-    {"protein_abs_error_pct", "|protein error|", "% of target", false, true, 1},
-    {"protein_abs_error_g", "|protein error|", "g/day", false, false, 1},
-    {"sodium_over_days_pct", "Sodium over limit", "% of days", false, true, 1},
-    {"distinct_meals_per_week", "Distinct meals", "per week", true, false, 1},
-    {"distinct_cuisines_per_week", "Distinct cuisines", "per week", true, false, 1},
-    {"repeat_rate", "Repeat rate", "% of suggestions", false, true, 1},
-    {"churn_rate", "Churn", "% of weeks", false, true, 1},
-    {"final_satisfaction", "Final satisfaction", "0..1", true, false, 3},
+    {"weekly_return", "Weekly return", "", "higher", false, 2},
+    {"acceptance_rate", "Acceptance", "%", "higher", true, 1},
+    {"mean_adherence", "Daily adherence", "0..1", "higher", false, 3},
+    {"kcal_abs_error_pct", "|kcal error|", "% of target", "lower", true, 1},
+    {"kcal_abs_error_kcal", "|kcal error|", "kcal/day", "lower", false, 0},
+    {"protein_abs_error_pct", "|protein error|", "% of target", "lower", true, 1},
+    {"protein_abs_error_g", "|protein error|", "g/day", "lower", false, 1},
+    {"sodium_over_days_pct", "Sodium over limit", "% of days", "lower", true, 1},
+    {"distinct_meals_per_week", "Distinct meals", "per week", "none", false, 1},
+    {"distinct_cuisines_per_week", "Distinct cuisines", "per week", "none", false, 1},
+    {"repeat_rate", "Repeat rate", "% of suggestions", "lower", true, 1},
+    {"churn_rate", "Churn", "% of weeks", "lower", true, 1},
+    {"final_satisfaction", "Final satisfaction", "0..1", "higher", false, 3},
 }};
 
 // A metric as a ratio of per-week numerator and denominator sums.
@@ -137,6 +139,12 @@ env::Action first_allowed(std::span<const std::uint8_t> mask) {
 
 std::span<const MetricInfo> metric_catalog() { return kMetrics; }
 
+const Estimate& PolicyEvaluation::metric(std::string_view key) const {
+  const auto it = metrics.find(key);
+  if (it == metrics.end()) throw std::out_of_range("policy " + name + " has no metric \"" + std::string(key) + "\"");
+  return it->second;
+}
+
 double quantile_sorted(std::span<const double> sorted, double q) {
   if (sorted.empty()) return kNaN;
   const double h = (static_cast<double>(sorted.size()) - 1.0) * std::clamp(q, 0.0, 1.0);
@@ -232,6 +240,7 @@ EvaluationResult evaluate_policies(std::span<env::MealPolicy* const> policies, s
   ProgressReporter progress(stderr, "weeks");
   const auto total_weeks = static_cast<std::int64_t>(policies.size() * users * seeds);
   std::int64_t done_weeks = 0, done_steps = 0;
+  double all_returns = 0;
   for (std::size_t p = 0; p < policies.size(); ++p) {
     const auto tp = std::chrono::steady_clock::now();
     auto& out = weeks[p];
@@ -265,6 +274,7 @@ EvaluationResult evaluate_policies(std::span<env::MealPolicy* const> policies, s
         pe.steps += w.stats.steps;
         done_steps += w.stats.steps;
         sum_return += w.weekly_return;
+        all_returns += w.weekly_return;
         out.push_back(w);
         ++done_weeks;
         if (options.show_progress) {
@@ -280,7 +290,8 @@ EvaluationResult evaluate_policies(std::span<env::MealPolicy* const> policies, s
   }
   if (options.show_progress) {
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    progress.finish({done_weeks, total_weeks, wall > 0 ? static_cast<double>(done_steps) / wall : 0.0, 0.0, 0.0});
+    progress.finish({done_weeks, total_weeks, wall > 0 ? static_cast<double>(done_steps) / wall : 0.0,
+                     all_returns / static_cast<double>(std::max<std::int64_t>(1, done_weeks)), 0.0});
   }
   for (const int a : archetype_of) ++result.users_per_archetype[static_cast<std::size_t>(a)];
 

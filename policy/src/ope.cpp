@@ -33,6 +33,12 @@ std::string fmt_g(double v) {
   return buf;
 }
 
+std::string fmt_fixed(double v, int decimals) {
+  char buf[48];
+  std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
+  return buf;
+}
+
 // Rounds to 9 significant digits so the export stays small; 1e-9 relative is far inside
 // the reader's tolerance on probability sums.
 double round9(double v) {
@@ -656,19 +662,19 @@ OpeResult evaluate_off_policy(const DecisionLog& log, const DirectMethodModel& m
   if (out.near_zero_propensities > 0) {
     out.warnings.push_back(std::to_string(out.near_zero_propensities) + " of " + std::to_string(out.decisions) +
                            " logged propensities are below " + fmt_g(options.near_zero_propensity) + " (smallest " +
-                           fmt_g(out.min_propensity) + "); importance weights reach " + fmt_g(out.max_weight) +
+                           fmt_g(out.min_propensity) + "); importance weights reach " + fmt_fixed(out.max_weight, 1) +
                            ", so IPS and DR rest on a few decisions");
   }
   if (out.unsupported_mass > 0) {
-    out.warnings.push_back("the target puts " + fmt_g(100.0 * out.unsupported_mass) +
+    out.warnings.push_back("the target puts " + fmt_fixed(100.0 * out.unsupported_mass, 1) +
                            " % of its probability on meals the logging policy gave probability 0: IPS, SNIPS and DR "
                            "cannot see their rewards and are biased there; DM extrapolates");
   }
   if (out.ess < options.low_ess_fraction * n) {
-    out.warnings.push_back("effective sample size " + fmt_g(out.ess) + " is " + fmt_g(100.0 * out.ess / n) +
+    out.warnings.push_back("effective sample size " + fmt_fixed(out.ess, 0) + " is " + fmt_fixed(100.0 * out.ess / n, 1) +
                            " % of the " + std::to_string(out.decisions) +
-                           " decisions: the target rarely agrees with the logging policy, intervals are wide and "
-                           "may under-cover");
+                           " decisions: the estimate rests on the few decisions where the target agrees with the "
+                           "logging policy; intervals are wide and may under-cover");
   }
   return out;
 }

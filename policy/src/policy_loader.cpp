@@ -112,9 +112,10 @@ std::vector<std::string> CheckpointFormats::names() const {
 CheckpointFormats builtin_checkpoint_formats() {
   CheckpointFormats formats;
   formats.add(std::string(kTabularCheckpointFormat), make_tabular_policy);
-  // The DQN's checkpoints register here, e.g.
-  //   formats.add("forkcast.dqn.v1", make_dqn_meal_policy);
-  // with make_dqn_meal_policy a CheckpointPolicyFactory (policy_loader.hpp).
+  // The DQN: its served network (model.safetensors) and its training checkpoints, whose
+  // best network the factory takes (policy/src/dqn_policy_format.cpp).
+  formats.add("forkcast.dqn-model.v1", make_dqn_meal_policy);
+  formats.add("forkcast.dqn.v1", make_dqn_meal_policy);
   return formats;
 }
 

@@ -75,8 +75,9 @@ void gemm(bool transpose_a, bool transpose_b, int m, int n, int k, const T* a, i
 // The kernel `automatic` runs for this float product shape (double always runs on Eigen).
 GemmBackend choose_gemm_backend(bool transpose_a, bool transpose_b, int m, int n, int k) noexcept;
 
-// OpenBLAS's own thread count: process-wide, as OpenBLAS keeps it. Single-thread benchmarks
-// and deterministic-by-thread-count training set it; forkcast never changes it by itself.
+// OpenBLAS's own thread count: process-wide, as OpenBLAS keeps it; forkcast never changes it by
+// itself. Trainers set 1: a multi-threaded OpenBLAS 0.3.21 mallocs a 512 KiB buffer on every
+// threaded sgemm (so hot paths would allocate) and shares cores the trainer's workers own.
 void set_blas_threads(int threads);
 int blas_threads() noexcept;
 
@@ -84,7 +85,9 @@ template <class T>
 class Mlp {
  public:
   // layer_sizes = {in, hidden..., out}, at least two entries, all > 0. ReLU between layers,
-  // none after the last.
+  // none after the last. Weights are drawn from std::mt19937_64(seed), one 64-bit draw per
+  // weight, layer by layer in row-major order: w = bound * (2u - 1), u = (draw >> 11) * 2^-53,
+  // computed in double then rounded to T (so a float and a double net of one seed agree).
   Mlp(std::vector<int> layer_sizes, std::uint64_t seed, Init init = Init::he_uniform);
 
   const std::vector<int>& layer_sizes() const noexcept;
@@ -194,13 +197,22 @@ class QuantizedMlp {
   const std::vector<int>& layer_sizes() const noexcept { return sizes_; }
   int input_size() const noexcept { return sizes_.front(); }
   int output_size() const noexcept { return sizes_.back(); }
-  // Views for checkpoints and tests: layer `layer`'s int8 rows [out x in] and per-row scales.
-  std::span<const std::int8_t> quantized_weight(int layer) const;
+  // Views for checkpoints and tests: layer `layer`'s int8 weight TRANSPOSED, [in x out] (so
+  // q(j, k) of the [out x in] weight is quantized_weight(l)(k, j)), and its per-row scales [out].
+  using Int8Map = Eigen::Map<const Eigen::Matrix<std::int8_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>, 0,
+                             Eigen::OuterStride<>>;
+  Int8Map quantized_weight(int layer) const;
   std::span<const float> scales(int layer) const;
+
+  // Batches up to this size run a fused int8 GEMV (weights converted in registers); larger ones
+  // dequantize blocks to float and run float GEMMs. Measured: docs/performance-nn.md, "int8".
+  static constexpr int kDirectMaxBatch = 2;
 
  private:
   std::vector<int> sizes_;
-  std::vector<std::vector<std::int8_t>> weights_;  // per layer, [out x in]
+  // Per layer, [in x out] with rows zero-padded to a multiple of 16: a GEMV then reads contiguous
+  // runs of outputs per input, accumulating in registers with no horizontal sums and no tails.
+  std::vector<std::vector<std::int8_t>> weights_;
   std::vector<std::vector<float>> scales_;         // per layer, [out]
   std::vector<std::vector<float>> biases_;         // per layer, [out]
 };

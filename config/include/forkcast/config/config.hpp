@@ -41,6 +41,7 @@ struct DatabaseConfig {
   int pool_size = 8;
   int checkout_timeout_ms = 2'000;
   int group_commit_window_ms = 2;
+  std::string bin_dir;  // PostgreSQL programs (initdb, pg_ctl); empty: found automatically
 };
 
 struct PolicyConfig {

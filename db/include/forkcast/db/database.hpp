@@ -24,7 +24,7 @@
 namespace forkcast::db {
 
 struct DatabaseOptions {
-  std::string url;                  // required
+  std::string url;  // required
   int pool_size = 8;
   int checkout_timeout_ms = 2'000;
   int group_commit_window_ms = 2;
@@ -35,6 +35,17 @@ struct DatabaseOptions {
 
 // database.pool_size, checkout_timeout_ms and group_commit_window_ms with `url`.
 DatabaseOptions database_options(const config::DatabaseConfig& config, std::string url);
+
+// What `forkcast db status` shows about a server: its version and the settings that decide
+// whether an acknowledged COMMIT survives a crash (all three must be "on").
+struct ServerInfo {
+  std::string server_version;
+  std::string fsync;
+  std::string full_page_writes;
+  std::string synchronous_commit;
+};
+// Throws DatabaseUnavailable when the server cannot be reached.
+ServerInfo server_info(ConnectionPool& pool);
 
 class Database {
  public:

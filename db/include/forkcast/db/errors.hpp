@@ -27,8 +27,7 @@ namespace forkcast::db {
 
 class DatabaseError : public std::runtime_error {
  public:
-  explicit DatabaseError(const std::string& message)
-      : DatabaseError("database_error", message) {}
+  explicit DatabaseError(const std::string& message) : DatabaseError("database_error", message) {}
   // Stable identifier for programs: one of the codes in the table above.
   std::string_view code() const noexcept { return code_; }
 

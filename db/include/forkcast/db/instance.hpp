@@ -57,21 +57,21 @@ struct InstanceOptions {
 InstanceOptions instance_options(const config::DatabaseConfig& config);
 
 struct InstanceStatus {
-  std::filesystem::path data_dir;   // absolute
-  bool initialized = false;         // initdb has run here (PG_VERSION exists)
-  bool running = false;             // postmaster.pid names a live process
-  bool accepting = false;           // the server answers on its socket
-  bool stale_pid_file = false;      // postmaster.pid left by a crash; start() recovers
-  std::int64_t pid = 0;             // postmaster pid when running
-  int port = 0;                     // the running server's port, else the configured one
-  std::string url;                  // socket URL, for libpq/psql/forkcast
+  std::filesystem::path data_dir;  // absolute
+  bool initialized = false;        // initdb has run here (PG_VERSION exists)
+  bool running = false;            // postmaster.pid names a live process
+  bool accepting = false;          // the server answers on its socket
+  bool stale_pid_file = false;     // postmaster.pid left by a crash; start() recovers
+  std::int64_t pid = 0;            // postmaster pid when running
+  int port = 0;                    // the running server's port, else the configured one
+  std::string url;                 // socket URL, for libpq/psql/forkcast
   std::filesystem::path log_file;
 };
 
 struct StartResult {
   InstanceStatus status;
-  bool already_running = false;     // nothing was done: the instance was up
-  bool initialized_now = false;     // initdb ran during this start
+  bool already_running = false;  // nothing was done: the instance was up
+  bool initialized_now = false;  // initdb ran during this start
 };
 
 enum class StopMode {

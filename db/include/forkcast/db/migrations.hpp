@@ -26,10 +26,10 @@ namespace forkcast::db {
 class ConnectionPool;
 
 struct Migration {
-  int version = 0;       // NNNN of the file name, >= 1, strictly increasing
-  std::string name;      // file name without number and extension, e.g. "initial"
+  int version = 0;   // NNNN of the file name, >= 1, strictly increasing
+  std::string name;  // file name without number and extension, e.g. "initial"
   std::string sql;
-  std::string sha256;    // of `sql`, lowercase hex
+  std::string sha256;  // of `sql`, lowercase hex
 };
 
 // The migrations compiled into this binary, in version order.

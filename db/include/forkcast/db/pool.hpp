@@ -42,19 +42,19 @@ struct PreparedStatement {
 };
 
 struct PoolOptions {
-  std::string url;                 // libpq URL or key=value connection string
-  int size = 8;                    // connections, >= 1
-  int checkout_timeout_ms = 2'000; // >= 1
+  std::string url;                  // libpq URL or key=value connection string
+  int size = 8;                     // connections, >= 1
+  int checkout_timeout_ms = 2'000;  // >= 1
   std::vector<PreparedStatement> statements;
   std::string application_name = "forkcast";  // shown in pg_stat_activity
 };
 
 struct PoolStats {
   int size = 0;
-  int open = 0;                     // connections currently established
-  int in_use = 0;                   // checked out now
-  std::uint64_t connects = 0;       // connections opened so far
-  std::uint64_t replaced = 0;       // broken connections dropped so far
+  int open = 0;                // connections currently established
+  int in_use = 0;              // checked out now
+  std::uint64_t connects = 0;  // connections opened so far
+  std::uint64_t replaced = 0;  // broken connections dropped so far
   std::uint64_t checkout_timeouts = 0;
   std::uint64_t connect_failures = 0;
 };

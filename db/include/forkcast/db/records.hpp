@@ -68,17 +68,17 @@ struct UserState {
 // each, the meal it chose, epsilon, the model version and the state it saw.
 struct NewDecision {
   std::string user_id;
-  std::optional<Timestamp> decided_at;   // empty: the database's now()
+  std::optional<Timestamp> decided_at;  // empty: the database's now()
   Slot slot = Slot::breakfast;
   std::string model_version;
-  std::string policy;                    // how probabilities arose, e.g. "epsilon_greedy"
-  double epsilon = 0.0;                  // in [0, 1]
-  std::vector<std::string> candidates;   // meal ids, non-empty, distinct
-  std::vector<double> scores;            // one per candidate (model scores, e.g. Q-values)
-  std::vector<double> probabilities;     // one per candidate, each in [0, 1], sum 1 (+-1e-6)
-  std::string chosen;                    // the meal acted on; one of candidates, probability > 0
-  std::vector<std::string> ranked;       // meals returned in rank order (empty: {chosen})
-  std::vector<double> state_features;    // the observation the policy saw
+  std::string policy;                      // how probabilities arose, e.g. "epsilon_greedy"
+  double epsilon = 0.0;                    // in [0, 1]
+  std::vector<std::string> candidates;     // meal ids, non-empty, distinct
+  std::vector<double> scores;              // one per candidate (model scores, e.g. Q-values)
+  std::vector<double> probabilities;       // one per candidate, each in [0, 1], sum 1 (+-1e-6)
+  std::string chosen;                      // the meal acted on; one of candidates, probability > 0
+  std::vector<std::string> ranked;         // meals returned in rank order (empty: {chosen})
+  std::vector<double> state_features;      // the observation the policy saw
   std::vector<double> candidate_features;  // optional: candidates x candidate_feature_dim
   int candidate_feature_dim = 0;
   nlohmann::json context = nlohmann::json::object();  // anything else worth keeping
@@ -86,7 +86,7 @@ struct NewDecision {
 
 struct Decision {
   std::string event_id;
-  NewDecision logged;        // decided_at always set
+  NewDecision logged;  // decided_at always set
 };
 
 enum class Outcome : std::uint8_t { accepted, rejected, eaten, skipped };
@@ -94,7 +94,7 @@ std::string_view outcome_name(Outcome outcome) noexcept;
 Outcome outcome_from_name(std::string_view name, std::string_view field = "outcome");
 
 struct NewFeedback {
-  std::string event_id;                  // a decision's event id
+  std::string event_id;  // a decision's event id
   std::string meal_id;
   Outcome outcome = Outcome::accepted;
   std::optional<int> rating;             // 1..5
@@ -105,7 +105,7 @@ struct NewFeedback {
 
 struct Feedback {
   std::int64_t id = 0;
-  NewFeedback recorded;                  // received_at always set
+  NewFeedback recorded;  // received_at always set
 };
 
 // The answer to a feedback write: given only after the COMMIT that made it durable.
@@ -121,8 +121,8 @@ struct NewMealLogEntry {
   std::string meal_id;
   Slot slot = Slot::breakfast;
   Timestamp eaten_at{};
-  double servings = 1.0;                     // > 0
-  std::optional<std::string> event_id;       // the decision that suggested it, if any
+  double servings = 1.0;                       // > 0
+  std::optional<std::string> event_id;         // the decision that suggested it, if any
   std::optional<std::string> idempotency_key;  // 1..255 bytes when given
 };
 
@@ -144,10 +144,10 @@ std::string_view model_status_name(ModelStatus status) noexcept;
 ModelStatus model_status_from_name(std::string_view name, std::string_view field = "status");
 
 struct NewModel {
-  std::string version;   // [A-Za-z0-9][A-Za-z0-9._-]{0,127}
-  std::string kind;      // "tabular", "dqn", ...
-  std::string sha256;    // of the checkpoint file, lowercase hex
-  std::string path;      // where the checkpoint lives
+  std::string version;  // [A-Za-z0-9][A-Za-z0-9._-]{0,127}
+  std::string kind;     // "tabular", "dqn", ...
+  std::string sha256;   // of the checkpoint file, lowercase hex
+  std::string path;     // where the checkpoint lives
   nlohmann::json metrics = nlohmann::json::object();
 };
 
@@ -164,9 +164,9 @@ std::string_view run_status_name(RunStatus status) noexcept;
 RunStatus run_status_from_name(std::string_view name, std::string_view field = "status");
 
 struct NewTrainingRun {
-  std::string id;                          // the run id (runs/<id>/)
-  std::string agent;                       // "tabular", "dqn"
-  std::string env;                         // "mealsim", "taxi", ...
+  std::string id;     // the run id (runs/<id>/)
+  std::string agent;  // "tabular", "dqn"
+  std::string env;    // "mealsim", "taxi", ...
   nlohmann::json config = nlohmann::json::object();
   std::string git_revision;
 };
@@ -182,8 +182,8 @@ struct TrainingRun {
 };
 
 struct NewEvalReport {
-  std::string model_version;   // the evaluated policy: a model version or a baseline name
-  std::string method;          // "simulator", "ips", "snips", "dm", "dr", ...
+  std::string model_version;  // the evaluated policy: a model version or a baseline name
+  std::string method;         // "simulator", "ips", "snips", "dm", "dr", ...
   nlohmann::json report = nlohmann::json::object();  // estimates, intervals, settings
 };
 

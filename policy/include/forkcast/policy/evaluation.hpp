@@ -65,7 +65,9 @@ struct MetricInfo {
   std::string_view key;    // JSON key
   std::string_view label;  // column title
   std::string_view unit;   // "" for a pure number
-  bool higher_is_better;
+  // "higher", "lower", or "none" where more is not simply better (variety: random
+  // suggests the most distinct meals, which does not make it the best policy).
+  std::string_view better;
   bool percent;            // shown as a percentage
   int decimals;            // shown with this many decimals (after scaling to percent)
 };
@@ -105,6 +107,9 @@ struct PolicyEvaluation {
   std::int64_t weeks = 0;
   std::int64_t steps = 0;
   double wall_s = 0;
+
+  // metrics[key]; throws std::out_of_range naming an unknown key.
+  const Estimate& metric(std::string_view key) const;
 };
 
 struct EvaluationResult {

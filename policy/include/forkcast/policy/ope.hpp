@@ -164,7 +164,7 @@ struct OpeOptions {
   double confidence = 0.95;
   double ridge_lambda = 1.0;          // on standardised features; the intercept is not penalised
   double near_zero_propensity = 1e-3; // a chosen propensity below this is warned about
-  double low_ess_fraction = 0.01;     // ESS / decisions below this is warned about
+  double low_ess_fraction = 0.05;     // ESS / decisions below this is warned about
 };
 
 // The direct-method model's cross-fitted predictions: q_hat for every candidate of every

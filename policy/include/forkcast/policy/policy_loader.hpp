@@ -5,7 +5,7 @@
 // registry, so a new agent's checkpoints need one line in builtin_checkpoint_formats()
 // (policy/src/policy_loader.cpp) and no change here or in the evaluator:
 //
-//   formats.add("forkcast.dqn.v1", make_dqn_meal_policy);   // DQN issue: register here
+//   formats.add("forkcast.dqn.v1", make_dqn_meal_policy);
 //
 // Before a format's factory runs, the loader checks what every MealSim checkpoint must
 // satisfy: the file exists and is valid safetensors, its metadata has "format", "env" is
@@ -89,7 +89,12 @@ class CheckpointFormats {
   std::map<std::string, CheckpointPolicyFactory, std::less<>> factories_;
 };
 
-// The formats this build can evaluate: forkcast.tabular.v1 (and the DQN's, once registered).
+// The DQN's factory (policy/src/dqn_policy_format.cpp): a greedy candidate scorer, with an
+// off-policy target that scores the logged candidates from the logged observation.
+LoadedPolicy make_dqn_meal_policy(const Checkpoint& checkpoint, const std::filesystem::path& path,
+                                  const PolicyLoadContext& context);
+
+// The formats this build can evaluate: forkcast.tabular.v1, forkcast.dqn-model.v1, forkcast.dqn.v1.
 CheckpointFormats builtin_checkpoint_formats();
 
 // The names load_meal_policy accepts besides checkpoint paths.

@@ -36,10 +36,10 @@ struct LearningCurvePoint {
   double epsilon = 0;
 };
 
-// Reads <run_dir>/metrics.jsonl, keeping at most `max_points` evenly spaced records (the last
-// one always kept). Lines that are not JSON objects with "episode" and "mean_return_100" (a
+// Reads <run_dir>/metrics.jsonl; longer curves are cut into `max_points` consecutive buckets,
+// each shown as its mean return at its last episode (the last record is always an endpoint). Lines that are not JSON objects with "episode" and "mean_return_100" (a
 // torn last line) are skipped. Empty when the file does not exist.
-std::vector<LearningCurvePoint> read_learning_curve(const std::filesystem::path& run_dir, std::size_t max_points = 400);
+std::vector<LearningCurvePoint> read_learning_curve(const std::filesystem::path& run_dir, std::size_t max_points = 200);
 
 // Everything a report states besides the numbers.
 struct ReportContext {

@@ -1,0 +1,317 @@
+#include "statements.hpp"
+
+namespace forkcast::db::sql {
+
+// ---- users ----------------------------------------------------------------------------
+// Columns: id, profile, token_sha256, created_us, updated_us.
+
+const Statement kUserInsert{"user_insert", R"sql(
+INSERT INTO users (profile, token_sha256) VALUES ($1::jsonb, $2)
+RETURNING id::text, profile::text, token_sha256,
+          (extract(epoch FROM created_at) * 1000000)::bigint,
+          (extract(epoch FROM updated_at) * 1000000)::bigint)sql"};
+
+const Statement kUserById{"user_by_id", R"sql(
+SELECT id::text, profile::text, token_sha256,
+       (extract(epoch FROM created_at) * 1000000)::bigint,
+       (extract(epoch FROM updated_at) * 1000000)::bigint
+FROM users WHERE id = $1::uuid)sql"};
+
+const Statement kUserByToken{"user_by_token", R"sql(
+SELECT id::text, profile::text, token_sha256,
+       (extract(epoch FROM created_at) * 1000000)::bigint,
+       (extract(epoch FROM updated_at) * 1000000)::bigint
+FROM users WHERE token_sha256 = $1)sql"};
+
+const Statement kUserUpdateProfile{"user_update_profile", R"sql(
+UPDATE users SET profile = $2::jsonb, updated_at = now() WHERE id = $1::uuid
+RETURNING id::text, profile::text, token_sha256,
+          (extract(epoch FROM created_at) * 1000000)::bigint,
+          (extract(epoch FROM updated_at) * 1000000)::bigint)sql"};
+
+const Statement kUserExists{"user_exists", R"sql(
+SELECT 1 FROM users WHERE id = $1::uuid)sql"};
+
+// ---- user_state -----------------------------------------------------------------------
+// Columns: user_id, day, state, version, updated_us.
+
+const Statement kStateUpsert{"state_upsert", R"sql(
+INSERT INTO user_state (user_id, day, state) VALUES ($1::uuid, $2::date, $3::jsonb)
+ON CONFLICT (user_id, day) DO UPDATE
+  SET state = EXCLUDED.state, version = user_state.version + 1, updated_at = now()
+RETURNING user_id::text, to_char(day, 'YYYY-MM-DD'), state::text, version,
+          (extract(epoch FROM updated_at) * 1000000)::bigint)sql"};
+
+const Statement kStateInsertNew{"state_insert_new", R"sql(
+INSERT INTO user_state (user_id, day, state) VALUES ($1::uuid, $2::date, $3::jsonb)
+ON CONFLICT (user_id, day) DO NOTHING
+RETURNING user_id::text, to_char(day, 'YYYY-MM-DD'), state::text, version,
+          (extract(epoch FROM updated_at) * 1000000)::bigint)sql"};
+
+const Statement kStateUpdateVersion{"state_update_version", R"sql(
+UPDATE user_state SET state = $3::jsonb, version = version + 1, updated_at = now()
+WHERE user_id = $1::uuid AND day = $2::date AND version = $4
+RETURNING user_id::text, to_char(day, 'YYYY-MM-DD'), state::text, version,
+          (extract(epoch FROM updated_at) * 1000000)::bigint)sql"};
+
+const Statement kStateGet{"state_get", R"sql(
+SELECT user_id::text, to_char(day, 'YYYY-MM-DD'), state::text, version,
+       (extract(epoch FROM updated_at) * 1000000)::bigint
+FROM user_state WHERE user_id = $1::uuid AND day = $2::date)sql"};
+
+const Statement kStateLatest{"state_latest", R"sql(
+SELECT user_id::text, to_char(day, 'YYYY-MM-DD'), state::text, version,
+       (extract(epoch FROM updated_at) * 1000000)::bigint
+FROM user_state WHERE user_id = $1::uuid ORDER BY day DESC LIMIT 1)sql"};
+
+// ---- decisions ------------------------------------------------------------------------
+// Columns: event_id, user_id, decided_us, slot, model_version, policy, epsilon, candidates,
+// scores, probabilities, chosen, ranked, state_features, candidate_features,
+// candidate_feature_dim, context.
+
+const Statement kDecisionInsert{"decision_insert", R"sql(
+INSERT INTO decisions (user_id, decided_at, slot, model_version, policy, epsilon, candidates,
+                       scores, probabilities, chosen, ranked, state_features,
+                       candidate_features, candidate_feature_dim, context)
+VALUES ($1::uuid, COALESCE(timestamptz 'epoch' + $2::bigint * interval '1 microsecond', now()),
+        $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9::jsonb, $10, $11::jsonb, $12::jsonb,
+        $13::jsonb, $14, $15::jsonb)
+RETURNING event_id::text, (extract(epoch FROM decided_at) * 1000000)::bigint)sql"};
+
+const Statement kDecisionById{"decision_by_id", R"sql(
+SELECT event_id::text, user_id::text, (extract(epoch FROM decided_at) * 1000000)::bigint,
+       slot, model_version, policy, epsilon, candidates::text, scores::text,
+       probabilities::text, chosen, ranked::text, state_features::text,
+       candidate_features::text, candidate_feature_dim, context::text
+FROM decisions WHERE event_id = $1::uuid)sql"};
+
+const Statement kDecisionsForUser{"decisions_for_user", R"sql(
+SELECT event_id::text, user_id::text, (extract(epoch FROM decided_at) * 1000000)::bigint,
+       slot, model_version, policy, epsilon, candidates::text, scores::text,
+       probabilities::text, chosen, ranked::text, state_features::text,
+       candidate_features::text, candidate_feature_dim, context::text
+FROM decisions WHERE user_id = $1::uuid
+ORDER BY decided_at DESC, event_id LIMIT $2)sql"};
+
+const Statement kDecisionsBetween{"decisions_between", R"sql(
+SELECT event_id::text, user_id::text, (extract(epoch FROM decided_at) * 1000000)::bigint,
+       slot, model_version, policy, epsilon, candidates::text, scores::text,
+       probabilities::text, chosen, ranked::text, state_features::text,
+       candidate_features::text, candidate_feature_dim, context::text
+FROM decisions
+WHERE decided_at >= timestamptz 'epoch' + $1::bigint * interval '1 microsecond'
+  AND decided_at < timestamptz 'epoch' + $2::bigint * interval '1 microsecond'
+ORDER BY decided_at, event_id LIMIT $3)sql"};
+
+// ---- feedback -------------------------------------------------------------------------
+// Columns: id, event_id, meal_id, outcome, rating, reward, idempotency_key, received_us.
+
+// One statement stores a whole group-commit batch ($1: a JSON array of writes, each with
+// its position "ord"). ON CONFLICT DO NOTHING skips keys already stored; the outer SELECT
+// reports per write either the new id or the stored row (whose snapshot predates the
+// INSERT, so a key stored by a concurrent transaction that committed meanwhile shows up as
+// neither: the caller looks those up again with kFeedbackByKey).
+const Statement kFeedbackWriteBatch{"feedback_write_batch", R"sql(
+WITH input AS (
+  SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
+    ord integer, event_id uuid, meal_id text, outcome text, rating smallint,
+    reward double precision, idempotency_key text, received_us bigint)
+), inserted AS (
+  INSERT INTO feedback (event_id, meal_id, outcome, rating, reward, idempotency_key, received_at)
+  SELECT event_id, meal_id, outcome, rating, reward, idempotency_key,
+         COALESCE(timestamptz 'epoch' + received_us * interval '1 microsecond', now())
+  FROM input ORDER BY ord
+  ON CONFLICT (idempotency_key) DO NOTHING
+  RETURNING id, idempotency_key
+)
+SELECT input.ord, inserted.id, stored.id, stored.event_id::text, stored.meal_id,
+       stored.outcome, stored.rating, stored.reward
+FROM input
+LEFT JOIN inserted ON inserted.idempotency_key = input.idempotency_key
+LEFT JOIN feedback AS stored ON stored.idempotency_key = input.idempotency_key
+ORDER BY input.ord)sql"};
+
+const Statement kFeedbackByKey{"feedback_by_key", R"sql(
+SELECT id, event_id::text, meal_id, outcome, rating, reward, idempotency_key,
+       (extract(epoch FROM received_at) * 1000000)::bigint
+FROM feedback WHERE idempotency_key = $1)sql"};
+
+const Statement kFeedbackForEvent{"feedback_for_event", R"sql(
+SELECT id, event_id::text, meal_id, outcome, rating, reward, idempotency_key,
+       (extract(epoch FROM received_at) * 1000000)::bigint
+FROM feedback WHERE event_id = $1::uuid ORDER BY received_at, id)sql"};
+
+// ---- meal_log -------------------------------------------------------------------------
+// Columns: id, user_id, meal_id, slot, eaten_us, servings, event_id, idempotency_key, logged_us.
+
+const Statement kMealLogInsert{"meal_log_insert", R"sql(
+INSERT INTO meal_log (user_id, meal_id, slot, eaten_at, servings, event_id, idempotency_key)
+VALUES ($1::uuid, $2, $3, timestamptz 'epoch' + $4::bigint * interval '1 microsecond', $5,
+        $6::uuid, $7)
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING id, user_id::text, meal_id, slot, (extract(epoch FROM eaten_at) * 1000000)::bigint,
+          servings, event_id::text, idempotency_key,
+          (extract(epoch FROM logged_at) * 1000000)::bigint)sql"};
+
+const Statement kMealLogByKey{"meal_log_by_key", R"sql(
+SELECT id, user_id::text, meal_id, slot, (extract(epoch FROM eaten_at) * 1000000)::bigint,
+       servings, event_id::text, idempotency_key,
+       (extract(epoch FROM logged_at) * 1000000)::bigint
+FROM meal_log WHERE idempotency_key = $1)sql"};
+
+const Statement kMealLogForUser{"meal_log_for_user", R"sql(
+SELECT id, user_id::text, meal_id, slot, (extract(epoch FROM eaten_at) * 1000000)::bigint,
+       servings, event_id::text, idempotency_key,
+       (extract(epoch FROM logged_at) * 1000000)::bigint
+FROM meal_log
+WHERE user_id = $1::uuid
+  AND eaten_at >= timestamptz 'epoch' + $2::bigint * interval '1 microsecond'
+  AND eaten_at < timestamptz 'epoch' + $3::bigint * interval '1 microsecond'
+ORDER BY eaten_at, id)sql"};
+
+// ---- models ---------------------------------------------------------------------------
+// Columns: version, kind, sha256, path, metrics, status, created_us, promoted_us, retired_us.
+
+const Statement kModelInsert{"model_insert", R"sql(
+INSERT INTO models (version, kind, sha256, path, metrics) VALUES ($1, $2, $3, $4, $5::jsonb)
+RETURNING version, kind, sha256, path, metrics::text, status,
+          (extract(epoch FROM created_at) * 1000000)::bigint,
+          (extract(epoch FROM promoted_at) * 1000000)::bigint,
+          (extract(epoch FROM retired_at) * 1000000)::bigint)sql"};
+
+const Statement kModelByVersion{"model_by_version", R"sql(
+SELECT version, kind, sha256, path, metrics::text, status,
+       (extract(epoch FROM created_at) * 1000000)::bigint,
+       (extract(epoch FROM promoted_at) * 1000000)::bigint,
+       (extract(epoch FROM retired_at) * 1000000)::bigint
+FROM models WHERE version = $1)sql"};
+
+const Statement kModelsAll{"models_all", R"sql(
+SELECT version, kind, sha256, path, metrics::text, status,
+       (extract(epoch FROM created_at) * 1000000)::bigint,
+       (extract(epoch FROM promoted_at) * 1000000)::bigint,
+       (extract(epoch FROM retired_at) * 1000000)::bigint
+FROM models ORDER BY created_at DESC, version)sql"};
+
+const Statement kModelProduction{"model_production", R"sql(
+SELECT version, kind, sha256, path, metrics::text, status,
+       (extract(epoch FROM created_at) * 1000000)::bigint,
+       (extract(epoch FROM promoted_at) * 1000000)::bigint,
+       (extract(epoch FROM retired_at) * 1000000)::bigint
+FROM models WHERE status = 'production')sql"};
+
+// Serialises promotions (held until the transaction ends): without it two concurrent
+// promotions would both retire the same old model and the second would then violate the
+// single-production index instead of simply going second.
+const Statement kModelRegistryLock{"model_registry_lock", R"sql(
+SELECT pg_advisory_xact_lock($1))sql"};
+
+const Statement kModelRetireProduction{"model_retire_production", R"sql(
+UPDATE models SET status = 'retired', retired_at = now()
+WHERE status = 'production' AND version <> $1)sql"};
+
+const Statement kModelSetProduction{"model_set_production", R"sql(
+UPDATE models SET status = 'production', promoted_at = now(), retired_at = NULL
+WHERE version = $1
+RETURNING version, kind, sha256, path, metrics::text, status,
+          (extract(epoch FROM created_at) * 1000000)::bigint,
+          (extract(epoch FROM promoted_at) * 1000000)::bigint,
+          (extract(epoch FROM retired_at) * 1000000)::bigint)sql"};
+
+const Statement kModelRetire{"model_retire", R"sql(
+UPDATE models SET status = 'retired', retired_at = now() WHERE version = $1
+RETURNING version, kind, sha256, path, metrics::text, status,
+          (extract(epoch FROM created_at) * 1000000)::bigint,
+          (extract(epoch FROM promoted_at) * 1000000)::bigint,
+          (extract(epoch FROM retired_at) * 1000000)::bigint)sql"};
+
+// ---- training_runs --------------------------------------------------------------------
+// Columns: id, agent, env, status, config, metrics, git_revision, checkpoint_path,
+// model_version, started_us, finished_us.
+
+const Statement kRunInsert{"run_insert", R"sql(
+INSERT INTO training_runs (id, agent, env, config, git_revision)
+VALUES ($1, $2, $3, $4::jsonb, $5)
+RETURNING id, agent, env, status, config::text, metrics::text, git_revision, checkpoint_path,
+          model_version, (extract(epoch FROM started_at) * 1000000)::bigint,
+          (extract(epoch FROM finished_at) * 1000000)::bigint)sql"};
+
+const Statement kRunFinish{"run_finish", R"sql(
+UPDATE training_runs
+SET status = $2, metrics = $3::jsonb, checkpoint_path = $4, model_version = $5,
+    finished_at = now()
+WHERE id = $1
+RETURNING id, agent, env, status, config::text, metrics::text, git_revision, checkpoint_path,
+          model_version, (extract(epoch FROM started_at) * 1000000)::bigint,
+          (extract(epoch FROM finished_at) * 1000000)::bigint)sql"};
+
+const Statement kRunById{"run_by_id", R"sql(
+SELECT id, agent, env, status, config::text, metrics::text, git_revision, checkpoint_path,
+       model_version, (extract(epoch FROM started_at) * 1000000)::bigint,
+       (extract(epoch FROM finished_at) * 1000000)::bigint
+FROM training_runs WHERE id = $1)sql"};
+
+const Statement kRunsRecent{"runs_recent", R"sql(
+SELECT id, agent, env, status, config::text, metrics::text, git_revision, checkpoint_path,
+       model_version, (extract(epoch FROM started_at) * 1000000)::bigint,
+       (extract(epoch FROM finished_at) * 1000000)::bigint
+FROM training_runs ORDER BY started_at DESC, id LIMIT $1)sql"};
+
+// ---- eval_reports ---------------------------------------------------------------------
+// Columns: id, model_version, method, report, created_us.
+
+const Statement kReportInsert{"report_insert", R"sql(
+INSERT INTO eval_reports (model_version, method, report) VALUES ($1, $2, $3::jsonb)
+RETURNING id, model_version, method, report::text,
+          (extract(epoch FROM created_at) * 1000000)::bigint)sql"};
+
+const Statement kReportById{"report_by_id", R"sql(
+SELECT id, model_version, method, report::text,
+       (extract(epoch FROM created_at) * 1000000)::bigint
+FROM eval_reports WHERE id = $1)sql"};
+
+const Statement kReportsForModel{"reports_for_model", R"sql(
+SELECT id, model_version, method, report::text,
+       (extract(epoch FROM created_at) * 1000000)::bigint
+FROM eval_reports WHERE model_version = $1 ORDER BY created_at DESC, id DESC)sql"};
+
+const Statement* const kAll[] = {
+    &kUserInsert,
+    &kUserById,
+    &kUserByToken,
+    &kUserUpdateProfile,
+    &kUserExists,
+    &kStateUpsert,
+    &kStateInsertNew,
+    &kStateUpdateVersion,
+    &kStateGet,
+    &kStateLatest,
+    &kDecisionInsert,
+    &kDecisionById,
+    &kDecisionsForUser,
+    &kDecisionsBetween,
+    &kFeedbackWriteBatch,
+    &kFeedbackByKey,
+    &kFeedbackForEvent,
+    &kMealLogInsert,
+    &kMealLogByKey,
+    &kMealLogForUser,
+    &kModelInsert,
+    &kModelByVersion,
+    &kModelsAll,
+    &kModelProduction,
+    &kModelRegistryLock,
+    &kModelRetireProduction,
+    &kModelSetProduction,
+    &kModelRetire,
+    &kRunInsert,
+    &kRunFinish,
+    &kRunById,
+    &kRunsRecent,
+    &kReportInsert,
+    &kReportById,
+    &kReportsForModel,
+};
+const int kAllCount = static_cast<int>(sizeof kAll / sizeof kAll[0]);
+
+}  // namespace forkcast::db::sql
