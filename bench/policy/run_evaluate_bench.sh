@@ -2,7 +2,7 @@
 # Times `forkcast evaluate` on the issue's case, 4 policies x 1000 users x 1 seed, end to end
 # (process start, catalog load, policies, simulation, bootstrap, report.json/html/md written),
 # and the library part with Google Benchmark (bench_evaluate). Prints the median of the runs
-# against the 60 s budget; docs/performance-eval.md quotes its output.
+# against the 60 s budget; docs/performance.md (Policy evaluation) quotes its output.
 #
 #   bench/policy/run_evaluate_bench.sh            # 3 runs
 #   FORKCAST_BUILD_DIR=build-eval FORKCAST_RUNS=5 bench/policy/run_evaluate_bench.sh
