@@ -71,28 +71,40 @@ std::int32_t DqnLearner::greedy_action(std::span<const float> observation, std::
 void DqnLearner::score_rows(const nn::Mlp<float>& net, const nn::Matrix<float>& states, nn::Matrix<float>& out) {
   const int obs = features_.observation_size, stat = features_.static_size, dyn = features_.dynamic_size;
   const auto w1 = net.weight(0);
-  const auto n = static_cast<Eigen::Index>(row_state_.size());
-  // Per state and per item parts of the first layer, then the per-candidate dynamic part.
-  state_part_.noalias() = states * w1.leftCols(obs).transpose();
-  state_part_.rowwise() += net.bias(0);
-  const Eigen::Map<const nn::Matrix<float>> items(features_.static_features, features_.num_items, stat);
-  item_part_.noalias() = items * w1.middleCols(obs, stat).transpose();
-  hidden_a_.noalias() = dynamic_.topRows(n) * w1.rightCols(dyn).transpose();
-  for (Eigen::Index r = 0; r < n; ++r) {
-    hidden_a_.row(r) += state_part_.row(row_state_[static_cast<std::size_t>(r)]) + item_part_.row(row_item_[static_cast<std::size_t>(r)]);
-  }
+  const int in = static_cast<int>(w1.cols());
   const auto& sizes = net.layer_sizes();
+  const int hidden = sizes[1];
+  const int n = static_cast<int>(row_state_.size());
+  const int num_states = static_cast<int>(states.rows());
+  // Per state and per item parts of the first layer, then the per-candidate dynamic part,
+  // each a GEMM on nn::gemm (OpenBLAS or Eigen by shape).
+  state_part_.resize(num_states, hidden);
+  nn::dense_layer<float>(num_states, obs, hidden, states.data(), obs, w1.data(), in, net.bias(0).data(), false,
+                         state_part_.data(), hidden, gemm_);
+  item_part_.resize(features_.num_items, hidden);
+  nn::dense_layer<float>(features_.num_items, stat, hidden, features_.static_features, stat, w1.data() + obs, in, nullptr,
+                         false, item_part_.data(), hidden, gemm_);
+  if (hidden_a_.rows() < n || hidden_a_.cols() != hidden) hidden_a_.resize(std::max<Eigen::Index>(n, hidden_a_.rows()), hidden);
+  nn::dense_layer<float>(n, dyn, hidden, dynamic_.data(), dyn, w1.data() + obs + stat, in, nullptr, false, hidden_a_.data(),
+                         hidden, gemm_);
   const int layers = static_cast<int>(sizes.size()) - 1;  // weight(0) .. weight(layers - 1)
+  for (int r = 0; r < n; ++r) {
+    auto row = hidden_a_.row(r);
+    row += state_part_.row(row_state_[static_cast<std::size_t>(r)]) + item_part_.row(row_item_[static_cast<std::size_t>(r)]);
+    if (layers > 1) row = row.cwiseMax(0.0F);
+  }
   nn::Matrix<float>* x = &hidden_a_;
   nn::Matrix<float>* y = &hidden_b_;
   for (int l = 1; l < layers; ++l) {
-    *x = x->cwiseMax(0.0F);  // ReLU of the previous layer
+    const int width = sizes[static_cast<std::size_t>(l) + 1];
     nn::Matrix<float>& target = l + 1 == layers ? out : *y;
-    target.noalias() = *x * net.weight(l).transpose();
-    target.rowwise() += net.bias(l);
+    if (target.rows() != n || target.cols() != width) target.resize(n, width);
+    const auto w = net.weight(l);
+    nn::dense_layer<float>(n, sizes[static_cast<std::size_t>(l)], width, x->data(), static_cast<int>(x->cols()), w.data(),
+                           static_cast<int>(w.cols()), net.bias(l).data(), l + 1 < layers, target.data(), width, gemm_);
     std::swap(x, y);
   }
-  if (layers == 1) out = hidden_a_;
+  if (layers == 1) out = hidden_a_.topRows(n);
 }
 
 void DqnLearner::score_candidates(std::span<const float> observation, std::span<const std::int16_t> candidates,
@@ -217,7 +229,7 @@ float DqnLearner::update(ReplayBuffer& replay, std::mt19937_64& rng) {
     td_errors_[i] = static_cast<float>(d);
   }
   online_.zero_grad();
-  online_.backward(grad_out_);
+  online_.backward_parameters(grad_out_);  // dL/dx is not needed: saves one GEMM
   if (config_.max_grad_norm > 0) nn::clip_grad_norm<float>(online_.gradients(), static_cast<float>(config_.max_grad_norm));
   adam_.step(online_.parameters(), online_.gradients());
   replay.update_priorities(batch_.indices, td_errors_);

@@ -3,14 +3,19 @@
 // for their acknowledgement before sending the next write (as HTTP handlers do). Both paths
 // run the same SQL statement; the only difference is how many writes share a COMMIT.
 //
-//   bench_db_feedback [--url URL] [--threads 8] [--seconds 5] [--window-ms 2] [--json FILE]
+//   bench_db_feedback [--url URL] [--threads 8] [--seconds 5] [--rounds 5] [--window-ms 2]
+//                     [--json FILE]
 //
+// --seconds is the measured time per mode, split into --rounds rounds in which the two modes
+// alternate, so that load from other programs, which comes and goes, weighs on both alike.
 // Without --url it starts its own PostgreSQL (db::LocalInstance, fsync and synchronous_commit
 // on) in a temporary directory on a free loopback port and stops it at the end.
 // bench/db/feedback_throughput.sh runs it and prints the ratio; docs/performance-db.md
 // quotes the output.
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -22,6 +27,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <sstream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -46,49 +53,86 @@ int free_port() {
   return ntohs(addr.sin_port);
 }
 
+// CPU seconds used so far by this process and by the PostgreSQL server's processes (the
+// children of `postmaster`, read from /proc; 0 when the server is not ours). Unlike
+// throughput it hardly depends on what else the machine runs.
+double cpu_seconds(std::int64_t postmaster) {
+  rusage self{};
+  getrusage(RUSAGE_SELF, &self);
+  double total = static_cast<double>(self.ru_utime.tv_sec + self.ru_stime.tv_sec) +
+                 static_cast<double>(self.ru_utime.tv_usec + self.ru_stime.tv_usec) / 1e6;
+  if (postmaster <= 0) return total;
+  const double tick = static_cast<double>(sysconf(_SC_CLK_TCK));
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    std::ifstream in(entry.path() / "stat");
+    std::string line;
+    if (!in || !std::getline(in, line)) continue;
+    const auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream fields(line.substr(close + 2));
+    std::string state;
+    long long ppid = 0;
+    fields >> state >> ppid;
+    const bool server = ppid == postmaster || std::atoll(line.c_str()) == postmaster;
+    if (!server) continue;
+    std::string skip;
+    for (int i = 0; i < 9; ++i) fields >> skip;  // fields 6..14 of stat; then utime, stime
+    unsigned long long utime = 0;
+    unsigned long long stime = 0;
+    fields >> utime >> stime;
+    total += static_cast<double>(utime + stime) / tick;
+  }
+  return total;
+}
+
+// One mode's measurements, accumulated over the rounds.
 struct Result {
   std::string mode;
   int threads = 0;
-  double seconds = 0;
-  long writes = 0;
-  double p50_ms = 0;
-  double p99_ms = 0;
-  double writes_per_second() const { return static_cast<double>(writes) / seconds; }
+  double seconds = 0;              // measured time, summed over rounds
+  std::vector<double> latency_ms;  // one per write acknowledged inside a measured window
+  double cpu_seconds = 0;          // client and server CPU over the measured rounds
+  long writes_all = 0;             // every acknowledged write, warm-up included (for CPU/write)
+
+  double writes_per_second() const { return static_cast<double>(latency_ms.size()) / seconds; }
+  double percentile(double q) {
+    if (latency_ms.empty()) return 0;
+    const auto k = static_cast<std::size_t>(q * static_cast<double>(latency_ms.size() - 1));
+    std::nth_element(latency_ms.begin(), latency_ms.begin() + static_cast<std::ptrdiff_t>(k),
+                     latency_ms.end());
+    return latency_ms[k];
+  }
 };
 
-double percentile(std::vector<double>& values, double q) {
-  if (values.empty()) return 0;
-  const auto k = static_cast<std::size_t>(q * static_cast<double>(values.size() - 1));
-  std::nth_element(values.begin(), values.begin() + static_cast<std::ptrdiff_t>(k), values.end());
-  return values[k];
-}
-
-// Runs `write(thread, i)` from `threads` threads for warmup + `seconds`; counts and times
-// only the writes acknowledged inside the measured window.
+// Runs `write(thread, i)` from r.threads threads for a 200 ms warm-up plus `seconds` and adds
+// to `r` the writes acknowledged inside the measured window (sent after the warm-up,
+// acknowledged before its end), with their latencies.
 template <typename Write>
-Result measure(const std::string& mode, int threads, double seconds, Write write) {
-  const auto start = Clock::now();
-  const auto measure_from = start + std::chrono::milliseconds(500);
+void measure(Result& r, double seconds, std::int64_t postmaster, Write write) {
+  const double cpu_before = cpu_seconds(postmaster);
+  std::atomic<long> writes_all{0};
+  const auto measure_from = Clock::now() + std::chrono::milliseconds(200);
   const auto stop_at = measure_from + std::chrono::duration_cast<Clock::duration>(
                                           std::chrono::duration<double>(seconds));
-  std::vector<std::vector<double>> latencies(static_cast<std::size_t>(threads));
+  std::vector<std::vector<double>> latencies(static_cast<std::size_t>(r.threads));
   std::atomic<bool> failed{false};
   std::vector<std::thread> workers;
-  for (int t = 0; t < threads; ++t) {
+  for (int t = 0; t < r.threads; ++t) {
     workers.emplace_back([&, t] {
       auto& mine = latencies[static_cast<std::size_t>(t)];
-      mine.reserve(200'000);
       for (long i = 0;; ++i) {
         const auto sent = Clock::now();
         if (sent >= stop_at) break;
         try {
           write(t, i);
         } catch (const std::exception& e) {
-          std::fprintf(stderr, "%s: %s\n", mode.c_str(), e.what());
+          std::fprintf(stderr, "%s: %s\n", r.mode.c_str(), e.what());
           failed = true;
           return;
         }
         const auto acknowledged = Clock::now();
+        ++writes_all;
         if (sent >= measure_from && acknowledged <= stop_at) {
           mine.push_back(std::chrono::duration<double, std::milli>(acknowledged - sent).count());
         }
@@ -96,18 +140,18 @@ Result measure(const std::string& mode, int threads, double seconds, Write write
     });
   }
   for (auto& w : workers) w.join();
-  if (failed) throw std::runtime_error(mode + " failed");
-  std::vector<double> all;
-  for (auto& l : latencies) all.insert(all.end(), l.begin(), l.end());
-  Result r{mode, threads, seconds, static_cast<long>(all.size()), 0, 0};
-  r.p50_ms = percentile(all, 0.50);
-  r.p99_ms = percentile(all, 0.99);
-  return r;
+  if (failed) throw std::runtime_error(r.mode + " failed");
+  for (auto& l : latencies) r.latency_ms.insert(r.latency_ms.end(), l.begin(), l.end());
+  r.seconds += seconds;
+  r.cpu_seconds += cpu_seconds(postmaster) - cpu_before;
+  r.writes_all += writes_all;
 }
 
-void print(const Result& r, const std::string& extra) {
-  std::printf("%-26s %7d %12.0f %9.2f %9.2f  %s\n", r.mode.c_str(), r.threads,
-              r.writes_per_second(), r.p50_ms, r.p99_ms, extra.c_str());
+void print(Result& r, const std::string& extra) {
+  std::printf("%-26s %7d %12.0f %9.2f %9.2f %13.3f  %s\n", r.mode.c_str(), r.threads,
+              r.writes_per_second(), r.percentile(0.50), r.percentile(0.99),
+              1000.0 * r.cpu_seconds / static_cast<double>(std::max(1L, r.writes_all)),
+              extra.c_str());
   std::fflush(stdout);
 }
 
@@ -115,10 +159,12 @@ void print(const Result& r, const std::string& extra) {
 
 int main(int argc, char** argv) {
   std::map<std::string, std::string> args = {
-      {"--threads", "8"}, {"--seconds", "5"}, {"--window-ms", "2"}};
+      {"--threads", "8"}, {"--seconds", "5"}, {"--rounds", "5"}, {"--window-ms", "2"}};
   for (int i = 1; i + 1 < argc; i += 2) args[argv[i]] = argv[i + 1];
+  spdlog::set_level(spdlog::level::warn);  // stdout is the report
   const int threads = std::stoi(args["--threads"]);
   const double seconds = std::stod(args["--seconds"]);
+  const int rounds = std::max(1, std::stoi(args["--rounds"]));
   const int window_ms = std::stoi(args["--window-ms"]);
 
   std::optional<fdb::LocalInstance> local;
@@ -135,6 +181,7 @@ int main(int argc, char** argv) {
     local.emplace(options);
     url = local->start().status.url;
   }
+  const std::int64_t postmaster = local ? local->status().pid : 0;
   int rc = 0;
   try {
     fdb::Database database(fdb::DatabaseOptions{url, threads, 10'000, window_ms, true});
@@ -164,27 +211,27 @@ int main(int argc, char** argv) {
     };
 
     std::printf(
-        "PostgreSQL %s, fsync=%s synchronous_commit=%s; %d client threads, %.1f s per mode\n",
+        "PostgreSQL %s, fsync=%s synchronous_commit=%s; %d client threads; %d rounds of %.1f s "
+        "per mode, the modes alternating\n",
         info.server_version.c_str(), info.fsync.c_str(), info.synchronous_commit.c_str(), threads,
-        seconds);
-    std::printf("%-26s %7s %12s %9s %9s\n", "mode", "threads", "writes/s", "p50 ms", "p99 ms");
+        rounds, seconds / rounds);
+    std::printf("%-26s %7s %12s %9s %9s %13s\n", "mode", "threads", "writes/s", "p50 ms", "p99 ms",
+                "CPU ms/write");
 
     fdb::FeedbackWriter writer(database.pool(), {window_ms, 256});
-    const bool group_first = args["--order"] == "group-first";
-    auto run_group = [&] {
-      return measure("group commit (" + std::to_string(window_ms) + " ms)", threads, seconds,
-                     [&](int t, long i) { writer.submit(feedback("group", t, i)); });
-    };
-    Result group;
-    if (group_first) group = run_group();
-    const Result single =
-        measure("one transaction per write", threads, seconds,
-                [&](int t, long i) { database.feedback().record(feedback("single", t, i)); });
+    Result single{"one transaction per write", threads, 0, {}};
+    Result group{"group commit (" + std::to_string(window_ms) + " ms)", threads, 0, {}};
+    for (int round = 0; round < rounds; ++round) {
+      const std::string tag = std::to_string(round);
+      measure(single, seconds / rounds, postmaster,
+              [&](int t, long i) { database.feedback().record(feedback("single" + tag, t, i)); });
+      measure(group, seconds / rounds, postmaster,
+              [&](int t, long i) { writer.submit(feedback("group" + tag, t, i)); });
+    }
     print(single, "");
-    if (!group_first) group = run_group();
     const auto stats = writer.stats();
-    char extra[160];
     const double batches = static_cast<double>(std::max<std::uint64_t>(1, stats.batches));
+    char extra[160];
     std::snprintf(extra, sizeof extra,
                   "%.1f writes per COMMIT (largest %llu), %.2f ms storing a batch",
                   static_cast<double>(stats.writes) / batches,
@@ -192,13 +239,20 @@ int main(int argc, char** argv) {
     print(group, extra);
     const double ratio = group.writes_per_second() / single.writes_per_second();
     std::printf("ratio group commit / one transaction per write: %.1fx (target >= 5x)\n", ratio);
+    if (postmaster > 0) {
+      const double cpu_single = single.cpu_seconds / static_cast<double>(single.writes_all);
+      const double cpu_group = group.cpu_seconds / static_cast<double>(group.writes_all);
+      std::printf("CPU per acknowledged write, one transaction per write / group commit: %.1fx\n",
+                  cpu_single / cpu_group);
+    }
 
     if (!args["--json"].empty()) {
       std::ofstream out(args["--json"]);
-      for (const Result* r : {&single, static_cast<const Result*>(&group)}) {
+      for (Result* r : {&single, &group}) {
         out << "{\"mode\": \"" << r->mode << "\", \"threads\": " << r->threads
             << ", \"writes_per_second\": " << r->writes_per_second()
-            << ", \"p50_ms\": " << r->p50_ms << ", \"p99_ms\": " << r->p99_ms << "}\n";
+            << ", \"p50_ms\": " << r->percentile(0.50) << ", \"p99_ms\": " << r->percentile(0.99)
+            << "}\n";
       }
       out << "{\"ratio\": " << ratio << "}\n";
     }

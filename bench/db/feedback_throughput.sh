@@ -22,7 +22,7 @@ mkdir -p "$OUT"
 ratios=()
 for run in $(seq 1 "$RUNS"); do
   echo "== run $run of $RUNS ($(uptime | sed 's/.*load average/load average/'))"
-  "$EXE" --threads 8 --seconds 5 --json "$OUT/db_feedback_$run.jsonl" "$@" 2>/dev/null
+  "$EXE" --threads 8 --seconds 5 --json "$OUT/db_feedback_$run.jsonl" "$@"
   ratios+=("$(sed -n 's/^{"ratio": \(.*\)}$/\1/p' "$OUT/db_feedback_$run.jsonl")")
 done
 median=$(printf '%s\n' "${ratios[@]}" | sort -g | awk '{v[NR]=$1} END {print (NR % 2) ? v[(NR+1)/2] : (v[NR/2] + v[NR/2+1]) / 2}')

@@ -16,7 +16,10 @@ struct FeedbackWriter::Batch {
   bool probe = false;               // waits out its window to measure concurrency
   bool closed = false;              // no more writes; someone is storing it
   bool done = false;                // outcomes are set
-  std::condition_variable changed;  // closed or done; waited on under mutex_
+  // Two conditions so that closing a batch wakes only its first writer (waiting for the
+  // window), not every writer in it a second time. Both are waited on under mutex_.
+  std::condition_variable closed_cv;
+  std::condition_variable done_cv;
 };
 
 FeedbackWriter::FeedbackWriter(ConnectionPool& pool, GroupCommitOptions options)
@@ -61,7 +64,7 @@ void FeedbackWriter::store(Batch& batch, std::unique_lock<std::mutex>& lock) {
   stats_.writes += batch.writes.size();
   stats_.largest_batch = std::max<std::uint64_t>(stats_.largest_batch, batch.writes.size());
   stats_.storing_ms += std::chrono::duration<double, std::milli>(to - from).count();
-  batch.changed.notify_all();
+  batch.done_cv.notify_all();
 }
 
 FeedbackResult FeedbackWriter::submit(const NewFeedback& feedback) {
@@ -84,18 +87,18 @@ FeedbackResult FeedbackWriter::submit(const NewFeedback& feedback) {
   if (batch->writes.size() >= close_at(*batch)) {
     // This write fills the batch: store it now, without waking anyone first.
     close(*batch);
-    batch->changed.notify_all();  // the first writer stops waiting for the window
+    batch->closed_cv.notify_one();  // the first writer stops waiting for the window
     store(*batch, lock);
   } else if (index == 0) {
     const auto deadline = batch->first_arrival + std::chrono::milliseconds(options_.window_ms);
-    if (!batch->changed.wait_until(lock, deadline, [&] { return batch->closed; })) {
+    if (!batch->closed_cv.wait_until(lock, deadline, [&] { return batch->closed; })) {
       // The window ended first: this is what the writers' concurrency looks like now.
       expected_batch_ = batch->writes.size();
       close(*batch);
       store(*batch, lock);
     }
   }
-  batch->changed.wait(lock, [&] { return batch->done; });
+  batch->done_cv.wait(lock, [&] { return batch->done; });
   detail::FeedbackOutcome outcome = std::move(batch->outcomes[index]);
   lock.unlock();
   if (auto* result = std::get_if<FeedbackResult>(&outcome)) return *result;

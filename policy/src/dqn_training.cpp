@@ -265,6 +265,8 @@ template <class Env>
 DqnTrainResult run(Env& e, const DqnTrainOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
   place_numa(o.numa);
+  // One thread: deterministic sums, and a threaded OpenBLAS would allocate per call.
+  nn::set_blas_threads(1);
   std::filesystem::create_directories(o.run_dir);
   agent::DqnLearner learner = make_learner(e, o);
   agent::ReplayBuffer replay({o.buffer_size, static_cast<int>(e.observation().size()),

@@ -12,8 +12,11 @@ namespace forkcast::policy {
 namespace nn = agent::nn;
 
 ScoringWorkspace::ScoringWorkspace(int input_size, const std::vector<int>& layer_sizes)
-    : rows(kMaxCandidates, input_size) {
+    : rows(kMaxCandidates, input_size),
+      dynamic(kMaxCandidates, env::kCandidateDynamicFeatures),
+      state_part(1, layer_sizes.size() > 1 ? layer_sizes[1] : 1) {
   rows.setZero();
+  dynamic.setZero();
   for (std::size_t l = 1; l < layer_sizes.size(); ++l) layers.emplace_back(kMaxCandidates, layer_sizes[l]);
 }
 
@@ -30,10 +33,15 @@ std::shared_ptr<const PolicySnapshot> PolicySnapshot::load(const std::filesystem
                                               std::to_string(loaded.network->input_size()) + " -> " +
                                               std::to_string(loaded.network->output_size()) + ")");
   }
+  // Serving threads each score on one core; a threaded OpenBLAS would also allocate per call.
+  nn::set_blas_threads(1);
   std::shared_ptr<PolicySnapshot> snapshot(new PolicySnapshot());
   snapshot->catalog_ = &catalog;
   snapshot->quantized_ = std::make_unique<nn::QuantizedMlp>(*loaded.network);
   snapshot->network_ = std::move(loaded.network);
+  const Eigen::Map<const nn::Matrix<float>> items(catalog.meal_features().data(), static_cast<Eigen::Index>(catalog.size()),
+                                                  env::kMealStaticFeatures);
+  snapshot->item_part_ = items * snapshot->network_->weight(0).middleCols(env::kObservationSize, env::kMealStaticFeatures).transpose();
   snapshot->version_ = std::move(version);
   snapshot->sha256_ = sha256_file_hex(model);
   return snapshot;
@@ -49,26 +57,47 @@ void PolicySnapshot::score(std::span<const float> observation, std::span<const s
                                 std::to_string(recency.size()) + " recencies, " + std::to_string(scores.size()) +
                                 " scores (equal lengths, at most " + std::to_string(kMaxCandidates) + ")");
   }
-  for (Eigen::Index i = 0; i < n; ++i) {
-    env::write_candidate_input(*catalog_, observation, candidates[static_cast<std::size_t>(i)],
-                               recency[static_cast<std::size_t>(i)], ws.rows.row(i).data());
-  }
   if (precision == Precision::int8) {
+    for (Eigen::Index i = 0; i < n; ++i) {
+      env::write_candidate_input(*catalog_, observation, candidates[static_cast<std::size_t>(i)],
+                                 recency[static_cast<std::size_t>(i)], ws.rows.row(i).data());
+    }
     // The quantized network runs on the workspace's full, fixed-size batch so that its
     // buffers never change shape (no allocation); rows past n are ignored.
     quantized_->predict(ws.rows, ws.layers.back(), ws.quantized_workspace);
     for (Eigen::Index i = 0; i < n; ++i) scores[static_cast<std::size_t>(i)] = ws.layers.back()(i, 0);
     return;
   }
-  // Float path: layer by layer into preallocated blocks (noalias GEMMs, ReLU in place).
+  // Float path, factorized first layer: state part once, catalog part precomputed, the
+  // dynamic part per candidate; then the remaining layers as GEMMs into fixed blocks.
+  const auto w1 = network_->weight(0);
+  const Eigen::Map<const Eigen::Matrix<float, 1, Eigen::Dynamic>> obs(observation.data(), env::kObservationSize);
+  ws.state_part.noalias() = obs * w1.leftCols(env::kObservationSize).transpose();
+  ws.state_part += network_->bias(0);
+  for (Eigen::Index i = 0; i < n; ++i) {
+    env::write_candidate_dynamic(*catalog_, observation, candidates[static_cast<std::size_t>(i)],
+                                 recency[static_cast<std::size_t>(i)], ws.dynamic.row(i).data());
+  }
   const auto& sizes = network_->layer_sizes();
-  const nn::Matrix<float>* input = &ws.rows;
-  for (std::size_t l = 0; l + 1 < sizes.size(); ++l) {
-    auto out = ws.layers[l].topRows(n);
-    out.noalias() = input->topRows(n) * network_->weight(static_cast<int>(l)).transpose();
-    out.rowwise() += network_->bias(static_cast<int>(l));
-    if (l + 2 < sizes.size()) out = out.cwiseMax(0.0F);
-    input = &ws.layers[l];
+  const int layers = static_cast<int>(sizes.size()) - 1;
+  const int rows = static_cast<int>(n);
+  const int hidden = sizes[1];
+  constexpr int kDynamicColumn = env::kObservationSize + env::kMealStaticFeatures;
+  nn::Matrix<float>& first = ws.layers[0];
+  nn::dense_layer<float>(rows, env::kCandidateDynamicFeatures, hidden, ws.dynamic.data(), env::kCandidateDynamicFeatures,
+                         w1.data() + kDynamicColumn, static_cast<int>(w1.cols()), nullptr, false, first.data(),
+                         static_cast<int>(first.cols()), ws.gemm);
+  for (Eigen::Index i = 0; i < n; ++i) {
+    first.row(i) += ws.state_part + item_part_.row(candidates[static_cast<std::size_t>(i)]);
+    if (layers > 1) first.row(i) = first.row(i).cwiseMax(0.0F);
+  }
+  for (int l = 1; l < layers; ++l) {
+    const auto& in = ws.layers[static_cast<std::size_t>(l - 1)];
+    auto& out = ws.layers[static_cast<std::size_t>(l)];
+    const auto w = network_->weight(l);
+    nn::dense_layer<float>(rows, sizes[static_cast<std::size_t>(l)], sizes[static_cast<std::size_t>(l) + 1], in.data(),
+                           static_cast<int>(in.cols()), w.data(), static_cast<int>(w.cols()), network_->bias(l).data(),
+                           l + 1 < layers, out.data(), static_cast<int>(out.cols()), ws.gemm);
   }
   for (Eigen::Index i = 0; i < n; ++i) scores[static_cast<std::size_t>(i)] = ws.layers.back()(i, 0);
 }

@@ -111,6 +111,7 @@ class DqnLearner {
   std::vector<std::size_t> segment_begin_;
   std::vector<int> row_state_, row_item_;
   nn::Matrix<float> states_, dynamic_, item_part_, state_part_, hidden_a_, hidden_b_;
+  nn::GemmScratch<float> gemm_;
 };
 
 }  // namespace forkcast::agent

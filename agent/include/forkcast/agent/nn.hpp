@@ -72,6 +72,13 @@ template <class T>
 void gemm(bool transpose_a, bool transpose_b, int m, int n, int k, const T* a, int lda, const T* b, int ldb,
           T beta, T* c, int ldc, GemmScratch<T>& scratch, GemmBackend backend = GemmBackend::automatic);
 
+// A dense layer on gemm(): y[n x out] = x[n x in] W^T (+ bias) (then ReLU when relu), with W
+// stored [out x in] at w with leading dimension ldw (a column block of a wider weight is
+// fine), bias nullable. Used by the factorized candidate scorers (DQN training, serving).
+template <class T>
+void dense_layer(int n, int in, int out, const T* x, int ldx, const T* w, int ldw, const T* bias, bool relu, T* y,
+                 int ldy, GemmScratch<T>& scratch);
+
 // The kernel `automatic` runs for this float product shape (double always runs on Eigen).
 GemmBackend choose_gemm_backend(bool transpose_a, bool transpose_b, int m, int n, int k) noexcept;
 

@@ -15,7 +15,8 @@
 //   "database_error"        DatabaseError        anything else (a bug, a full disk, ...)  500
 //
 // Bad input (a value no database could store: an empty meal id, a probability of 2) is
-// std::invalid_argument naming the field and the value, thrown before any SQL runs.
+// std::invalid_argument naming the field and the value, thrown before any SQL runs (or,
+// for what only the server can judge, translated from its data/integrity error).
 // Managing the local PostgreSQL (initdb, pg_ctl, a port in use) throws InstanceError.
 #pragma once
 

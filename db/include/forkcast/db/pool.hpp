@@ -95,10 +95,12 @@ class ConnectionPool {
   Lease checkout();
 
   // Checks a connection out, calls fn(pqxx::connection&) and returns its result. Errors
-  // from libpqxx become DatabaseError subclasses (header errors.hpp): a lost connection or a
-  // server shutting down => DatabaseUnavailable (and the connection is replaced), a unique
-  // violation => ConflictError, a foreign-key violation => NotFoundError, anything else from
-  // the server => DatabaseError. Exceptions that are not libpqxx's pass through unchanged.
+  // from libpqxx are translated (header errors.hpp): a lost connection or a server shutting
+  // down => DatabaseUnavailable (and the connection is replaced), a unique violation =>
+  // ConflictError, a foreign-key violation => NotFoundError, another integrity violation or
+  // a data exception (SQLSTATE classes 23 and 22: input only the server could judge) =>
+  // std::invalid_argument, anything else => DatabaseError. Exceptions that are not
+  // libpqxx's pass through unchanged.
   template <typename Fn>
   auto run(Fn&& fn) -> std::invoke_result_t<Fn&, pqxx::connection&> {
     Lease lease = checkout();

@@ -4,6 +4,11 @@
 // a new snapshot beside the old one and swaps the pointer, so requests in flight finish
 // on the snapshot they started with.
 //
+// The float path computes the first layer factorized, as training does: the catalog's
+// part (static meal features x W1) once when the snapshot loads, the state's part once per
+// request, and only the 5 dynamic features per candidate — ~2.5x fewer FLOPs than
+// multiplying full rows. The int8 path runs the quantized network on full rows.
+//
 // score() scores every candidate of one state in one batched pass without allocating:
 // each calling thread owns a ScoringWorkspace, sized once for the largest slot of the
 // catalog (kMaxCandidates rows). Masked meals are simply not passed in: they score -inf
@@ -21,16 +26,19 @@
 
 namespace forkcast::policy {
 
-inline constexpr int kMaxCandidates = 128;
+inline constexpr int kMaxCandidates = 256;
 
 enum class Precision : std::uint8_t { float32, int8 };
 
 // Per-thread scratch of PolicySnapshot::score; allocate once, reuse for every request.
 struct ScoringWorkspace {
   explicit ScoringWorkspace(int input_size, const std::vector<int>& layer_sizes);
-  agent::nn::Matrix<float> rows;                  // kMaxCandidates x input
+  agent::nn::Matrix<float> rows;                  // kMaxCandidates x input (int8 path)
+  agent::nn::Matrix<float> dynamic;               // kMaxCandidates x dynamic features
+  agent::nn::Matrix<float> state_part;            // 1 x first hidden width
   std::vector<agent::nn::Matrix<float>> layers;   // kMaxCandidates x width, per layer
   agent::nn::Workspace<float> quantized_workspace; // int8 path scratch
+  agent::nn::GemmScratch<float> gemm;              // float path GEMM packing buffers
 };
 
 class PolicySnapshot {
@@ -57,6 +65,7 @@ class PolicySnapshot {
   const env::Catalog* catalog_ = nullptr;
   std::unique_ptr<agent::nn::Mlp<float>> network_;
   std::unique_ptr<agent::nn::QuantizedMlp> quantized_;
+  agent::nn::Matrix<float> item_part_;  // [catalog meals x first hidden width], static x W1
   std::string version_, sha256_;
 };
 
