@@ -29,7 +29,7 @@ PEER_SECONDS="${FORKCAST_PEER_SECONDS:-2}"
 REPETITIONS="${FORKCAST_REPETITIONS:-3}"
 SUMMARY="$RESULTS_DIR/summary.tsv"
 
-BENCHMARKS=(cartpole mealsim taxi_update taxi_train nn_gemm nn_train_small nn_train_large nn_predict)
+BENCHMARKS=(cartpole mealsim taxi_update taxi_train dqn_train snapshot nn_gemm nn_train_small nn_train_large nn_predict)
 
 die() {
   echo "run_env_bench.sh: $*" >&2
@@ -141,7 +141,7 @@ bench_taxi_train() {
   report "Taxi course training updates/s" "$ours" "python_numpy" "$peer"
 }
 
-# --- agent/nn: the DQN's kernels (docs/performance-nn.md) -------------------------------------
+# --- agent/nn: the DQN's kernels (docs/performance.md (the DQN's kernels)) -------------------------------------
 # bench_nn and its libtorch peer run once per invocation, single thread (OPENBLAS_NUM_THREADS=1;
 # bench_nn also sets it itself, the peer calls torch::set_num_threads(1)). Rates are medians of
 # $REPETITIONS repetitions over CPU time, which other load on the machine disturbs least.
@@ -233,6 +233,36 @@ bench_nn_predict() {
     report "predict $label int8/s" "$(nn_counter "$NN_JSON" "BM_Predict/$net/int8/process_time" items_per_second)" \
       "libtorch" "$(nn_counter "$TORCH_JSON" "BM_Predict/$net/libtorch/process_time" items_per_second)" 2
   done
+}
+
+# CartPole DQN training, env included, CleanRL dqn.py's settings on both sides (50 000 steps,
+# learning from 10 000): ours against the PyTorch script, per CPU second (robust to load).
+bench_dqn_train() {
+  local exe json peer_json ours peer
+  exe="$(bench_exe bench_dqn)"
+  json="$RESULTS_DIR/bench_dqn.json"
+  peer_json="$RESULTS_DIR/cleanrl_dqn_cartpole.json"
+  "$exe" --benchmark_format=json >"$json"
+  "$PY" bench/peers/cleanrl_dqn_cartpole.py --total-timesteps 50000 >"$peer_json"
+  ours="$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["benchmarks"][0]["items_per_second"])' "$json")"
+  peer="$(json_field "$peer_json" steps_per_cpu_s)"
+  report "CartPole DQN training steps/s (CPU)" "$ours" "cleanrl_pytorch" "$peer"
+}
+
+# PolicySnapshot scoring 240 candidates of one state, float32 and int8 (microseconds; no
+# peer in this run: bench_nn's BM_PredictCandidates and the libtorch peer give the plain
+# forward).
+bench_snapshot() {
+  local exe json
+  exe="$(bench_exe bench_snapshot)"
+  json="$RESULTS_DIR/bench_snapshot.json"
+  run_gbench "$exe" "$json" 'BM_SnapshotScore'
+  "$PY" - "$json" <<'PYEOF'
+import json, sys
+for r in json.load(open(sys.argv[1]))["benchmarks"]:
+    if r.get("aggregate_name") == "median":
+        print("%-40s %8.1f us cpu (%s)" % (r["run_name"], r["cpu_time"], r.get("label", "")))
+PYEOF
 }
 
 main() {

@@ -1,5 +1,5 @@
 // Kernels of agent/nn.hpp. The numbers behind every choice made here are in
-// docs/performance-nn.md and come from bench/agent/nn_bench.cpp.
+// docs/performance.md (the DQN's kernels) and come from bench/agent/nn_bench.cpp.
 //
 // GEMM. Three products carry a dense layer, all on row-major buffers:
 //   forward      Y[B x out]  = X[B x in] W^T + b      gemm(no,  yes)
@@ -189,7 +189,7 @@ inline T fused_multiply_add(T a, T b, T c) {
 
 // The per-shape choice, from BM_Gemm of bench/agent/nn_bench.cpp on the development machine (AMD
 // EPYC Zen 5, one core; OpenBLAS 0.3.21 picks its Haswell AVX2 kernels there). Tables in
-// docs/performance-nn.md, "Kernel choice". What decides is how wide Eigen's kernel was compiled:
+// docs/performance.md (the DQN's kernels), "Kernel choice". What decides is how wide Eigen's kernel was compiled:
 //  - AVX-512 (-march=native here): Eigen's GEBP runs the 256-wide layers at 150-165 GFLOP/s
 //    against OpenBLAS's 100-110, and wins every layer of both nets, except where the packed
 //    panel is nearly empty: depth <= 2 (dX of a 2-action head) and dW of a layer with <= 8
@@ -769,7 +769,7 @@ void QuantizedMlp::predict(const ConstMatrixRef<float>& x, Matrix<float>& y, Wor
     const std::int8_t* qt = weights_[l].data();
     if (batch <= kDirectMaxBatch) {
       // Few rows: each weight is used `batch` times, so converting it in registers beats writing
-      // and re-reading a float copy (measured: docs/performance-nn.md, "int8").
+      // and re-reading a float copy (measured: docs/performance.md (the DQN's kernels), "int8").
       float* staging = reserve(workspace.dequantized, padded(out));
       for (Index r = 0; r < batch; ++r) {
         int8_gemv(qt, in_data + r * ld_in, in, out, staging);

@@ -16,7 +16,7 @@
 //   BM_Adam/<n>, BM_ClipGradNorm/<n> the optimizer and clipping alone, for the breakdown.
 //
 // bench/run_benchmarks.sh (nn_*) runs this beside bench/peers/libtorch_dqn_step.cpp and prints
-// the ratios quoted in docs/performance-nn.md.
+// the ratios quoted in docs/performance.md (the DQN's kernels).
 #include <benchmark/benchmark.h>
 
 #include <cmath>

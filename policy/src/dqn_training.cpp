@@ -104,7 +104,7 @@ std::string generator_state(const std::mt19937_64& rng) {
 
 void place_numa(const std::string& mode) {
   if (mode == "off") {
-    spdlog::info("NUMA placement off");
+    spdlog::debug("NUMA placement off");
     return;
   }
   if (numa_available() < 0) {
