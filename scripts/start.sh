@@ -10,3 +10,4 @@ build_dir=${FORKCAST_BUILD_DIR:-$root/build}
 cd "$root"
 "$build_dir/apps/forkcast" version
 "$build_dir/apps/forkcast" config check
+"$build_dir/apps/forkcast" catalog check
