@@ -177,14 +177,14 @@ void add_train_command(CLI::App& app, const GlobalOptions& global) {
   sub->add_flag("--no-double", cli->no_double, "plain DQN targets instead of double DQN (dqn)");
   sub->add_option("--numa", cli->numa, "auto | off: place the training worker and its buffers with libnuma (dqn)")
       ->check(CLI::IsMember({"auto", "off"}));
-  sub->add_option("--seed", o.seed, "run seed (environment and exploration)")->default_val(0);
-  sub->add_option("--max-steps", o.max_steps, "steps per episode, 0 = the environment's limit (default training.max_steps)");
-  sub->add_option("--lr", o.learning_rate, "learning rate (default training.learning_rate)");
-  sub->add_option("--gamma", o.gamma, "discount (default training.gamma)");
-  sub->add_option("--eps-max", o.epsilon_max, "initial epsilon (default exploration.epsilon_max)");
-  sub->add_option("--eps-min", o.epsilon_min, "final epsilon (default exploration.epsilon_min)");
+  sub->add_option("--seed", o.seed, "run seed (environment, exploration and, for dqn, network initialisation)")->default_val(0);
+  sub->add_option("--max-steps", o.max_steps, "steps per episode, 0 = the environment's limit (tabular; default training.max_steps)");
+  sub->add_option("--lr", o.learning_rate, "learning rate (tabular; default training.learning_rate)");
+  sub->add_option("--gamma", o.gamma, "discount (tabular; default training.gamma)");
+  sub->add_option("--eps-max", o.epsilon_max, "initial epsilon (tabular; default exploration.epsilon_max)");
+  sub->add_option("--eps-min", o.epsilon_min, "final epsilon (tabular; default exploration.epsilon_min)");
   sub->add_option("--eps-decay", o.epsilon_decay,
-                  "per-episode decay: eps = min + (max - min) * exp(-decay * episode) (default exploration.decay)");
+                  "per-episode decay: eps = min + (max - min) * exp(-decay * episode) (tabular; default exploration.decay)");
   sub->add_option("--checkpoint-every", o.checkpoint_every, "episodes (tabular) or steps (dqn) between checkpoints (default training.checkpoint_every; dqn 50000)");
   sub->add_option("--eval-episodes", o.eval_episodes, "greedy evaluation episodes at the end (default training.eval_episodes)");
   sub->add_option("--run-id", cli->run_id, "run folder name (default <env>-<agent>-s<seed>-<UTC time>)");
