@@ -1,7 +1,8 @@
 // Acknowledged feedback writes per second: group commit (FeedbackWriter) against one
 // transaction per write (FeedbackRepository::record), with N client threads that each wait
 // for their acknowledgement before sending the next write (as HTTP handlers do). Both paths
-// run the same SQL statement; the only difference is how many writes share a COMMIT.
+// run the same SQL statement; the only difference is how many writes share a COMMIT. A third
+// mode, BEGIN/INSERT/COMMIT per write, shows what a first implementation would cost.
 //
 //   bench_db_feedback [--url URL] [--threads 8] [--seconds 5] [--rounds 5] [--window-ms 2]
 //                     [--json FILE]
@@ -27,8 +28,8 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <sstream>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -219,16 +220,33 @@ int main(int argc, char** argv) {
                 "CPU ms/write");
 
     fdb::FeedbackWriter writer(database.pool(), {window_ms, 256});
+    // The baseline: FeedbackRepository::record, the same statement as a batch of one, sent
+    // outside a transaction block, so one round trip per write.
     Result single{"one transaction per write", threads, 0, {}};
+    // For reference, what a first implementation would write: BEGIN; INSERT; COMMIT.
+    Result naive{"BEGIN/INSERT/COMMIT", threads, 0, {}};
     Result group{"group commit (" + std::to_string(window_ms) + " ms)", threads, 0, {}};
     for (int round = 0; round < rounds; ++round) {
       const std::string tag = std::to_string(round);
       measure(single, seconds / rounds, postmaster,
               [&](int t, long i) { database.feedback().record(feedback("single" + tag, t, i)); });
+      measure(naive, seconds / rounds, postmaster, [&](int t, long i) {
+        const auto f = feedback("naive" + tag, t, i);
+        database.pool().run([&](pqxx::connection& c) {
+          pqxx::work tx(c);
+          tx.exec_params1(R"sql(
+INSERT INTO feedback (event_id, meal_id, outcome, reward, idempotency_key)
+VALUES ($1::uuid, $2, $3, $4, $5) ON CONFLICT (idempotency_key) DO NOTHING RETURNING id)sql",
+                          f.event_id, f.meal_id, std::string(fdb::outcome_name(f.outcome)),
+                          *f.reward, f.idempotency_key);
+          tx.commit();
+        });
+      });
       measure(group, seconds / rounds, postmaster,
               [&](int t, long i) { writer.submit(feedback("group" + tag, t, i)); });
     }
     print(single, "");
+    print(naive, "");
     const auto stats = writer.stats();
     const double batches = static_cast<double>(std::max<std::uint64_t>(1, stats.batches));
     char extra[160];
@@ -239,6 +257,8 @@ int main(int argc, char** argv) {
     print(group, extra);
     const double ratio = group.writes_per_second() / single.writes_per_second();
     std::printf("ratio group commit / one transaction per write: %.1fx (target >= 5x)\n", ratio);
+    std::printf("ratio group commit / BEGIN/INSERT/COMMIT per write: %.1fx\n",
+                group.writes_per_second() / naive.writes_per_second());
     if (postmaster > 0) {
       const double cpu_single = single.cpu_seconds / static_cast<double>(single.writes_all);
       const double cpu_group = group.cpu_seconds / static_cast<double>(group.writes_all);
@@ -248,7 +268,7 @@ int main(int argc, char** argv) {
 
     if (!args["--json"].empty()) {
       std::ofstream out(args["--json"]);
-      for (Result* r : {&single, &group}) {
+      for (Result* r : {&single, &naive, &group}) {
         out << "{\"mode\": \"" << r->mode << "\", \"threads\": " << r->threads
             << ", \"writes_per_second\": " << r->writes_per_second()
             << ", \"p50_ms\": " << r->percentile(0.50) << ", \"p99_ms\": " << r->percentile(0.99)

@@ -13,11 +13,11 @@ struct FeedbackWriter::Batch {
   std::vector<NewFeedback> writes;                // appended to only while the batch is open
   std::vector<detail::FeedbackOutcome> outcomes;  // set once, when done
   std::chrono::steady_clock::time_point first_arrival;
-  bool probe = false;               // waits out its window to measure concurrency
-  bool closed = false;              // no more writes; someone is storing it
-  bool done = false;                // outcomes are set
+  bool probe = false;   // waits out its window to measure concurrency
+  bool closed = false;  // no more writes; someone is storing it (mutex_)
+  bool done = false;    // outcomes are set (mutex_)
   // Two conditions so that closing a batch wakes only its first writer (waiting for the
-  // window), not every writer in it a second time. Both are waited on under mutex_.
+  // window), not every writer in it twice. Both are waited on under mutex_.
   std::condition_variable closed_cv;
   std::condition_variable done_cv;
 };
@@ -44,8 +44,7 @@ void FeedbackWriter::close(Batch& batch) {
   if (open_.get() == &batch) open_.reset();  // the next write starts a new batch
 }
 
-void FeedbackWriter::store(Batch& batch, std::unique_lock<std::mutex>& lock) {
-  lock.unlock();
+void FeedbackWriter::store(Batch& batch) {
   std::vector<detail::FeedbackOutcome> outcomes;
   const auto from = std::chrono::steady_clock::now();
   try {
@@ -57,13 +56,13 @@ void FeedbackWriter::store(Batch& batch, std::unique_lock<std::mutex>& lock) {
     outcomes.assign(batch.writes.size(), std::current_exception());
   }
   const auto to = std::chrono::steady_clock::now();
-  lock.lock();
-  batch.outcomes = std::move(outcomes);
-  batch.done = true;
+  std::lock_guard lock(mutex_);
   ++stats_.batches;
   stats_.writes += batch.writes.size();
   stats_.largest_batch = std::max<std::uint64_t>(stats_.largest_batch, batch.writes.size());
   stats_.storing_ms += std::chrono::duration<double, std::milli>(to - from).count();
+  batch.outcomes = std::move(outcomes);
+  batch.done = true;
   batch.done_cv.notify_all();
 }
 
@@ -84,21 +83,28 @@ FeedbackResult FeedbackWriter::submit(const NewFeedback& feedback) {
   const std::size_t index = batch->writes.size();
   batch->writes.push_back(feedback);
 
+  bool store_here = false;
   if (batch->writes.size() >= close_at(*batch)) {
     // This write fills the batch: store it now, without waking anyone first.
     close(*batch);
     batch->closed_cv.notify_one();  // the first writer stops waiting for the window
-    store(*batch, lock);
+    store_here = true;
   } else if (index == 0) {
     const auto deadline = batch->first_arrival + std::chrono::milliseconds(options_.window_ms);
     if (!batch->closed_cv.wait_until(lock, deadline, [&] { return batch->closed; })) {
       // The window ended first: this is what the writers' concurrency looks like now.
       expected_batch_ = batch->writes.size();
       close(*batch);
-      store(*batch, lock);
+      store_here = true;
     }
   }
-  batch->done_cv.wait(lock, [&] { return batch->done; });
+  if (store_here) {
+    lock.unlock();
+    store(*batch);
+    lock.lock();
+  } else {
+    batch->done_cv.wait(lock, [&] { return batch->done; });
+  }
   detail::FeedbackOutcome outcome = std::move(batch->outcomes[index]);
   lock.unlock();
   if (auto* result = std::get_if<FeedbackResult>(&outcome)) return *result;

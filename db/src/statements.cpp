@@ -107,10 +107,16 @@ ORDER BY decided_at, event_id LIMIT $3)sql"};
 // Columns: id, event_id, meal_id, outcome, rating, reward, idempotency_key, received_us.
 
 // One statement stores a whole group-commit batch ($1: a JSON array of writes, each with
-// its position "ord"). ON CONFLICT DO NOTHING skips keys already stored; the outer SELECT
-// reports per write either the new id or the stored row (whose snapshot predates the
-// INSERT, so a key stored by a concurrent transaction that committed meanwhile shows up as
-// neither: the caller looks those up again with kFeedbackByKey).
+// its position "ord"). ON CONFLICT DO NOTHING skips keys already stored; for those, the
+// LATERAL subquery reads the stored row (its snapshot predates the INSERT, so a key stored
+// by a concurrent transaction that committed meanwhile shows up as neither new nor stored:
+// the caller looks those up again with kFeedbackByKey). Rows come back in any order; "ord"
+// says which write each one answers.
+// Why LATERAL ... LIMIT 1 and not a plain join: the planner thinks jsonb_to_recordset
+// returns 100 rows, so on a young feedback table a plain join becomes a hash join over a
+// sequential scan of the whole table, and the prepared plan keeps doing that as the table
+// grows. The LIMIT keeps the subquery apart: one index probe per write, and none at all
+// (one-time filter) for writes that were just inserted.
 const Statement kFeedbackWriteBatch{"feedback_write_batch", R"sql(
 WITH input AS (
   SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(
@@ -128,8 +134,11 @@ SELECT input.ord, inserted.id, stored.id, stored.event_id::text, stored.meal_id,
        stored.outcome, stored.rating, stored.reward
 FROM input
 LEFT JOIN inserted ON inserted.idempotency_key = input.idempotency_key
-LEFT JOIN feedback AS stored ON stored.idempotency_key = input.idempotency_key
-ORDER BY input.ord)sql"};
+LEFT JOIN LATERAL (
+  SELECT f.id, f.event_id, f.meal_id, f.outcome, f.rating, f.reward FROM feedback AS f
+  WHERE inserted.id IS NULL AND f.idempotency_key = input.idempotency_key
+  LIMIT 1
+) AS stored ON true)sql"};
 
 const Statement kFeedbackByKey{"feedback_by_key", R"sql(
 SELECT id, event_id::text, meal_id, outcome, rating, reward, idempotency_key,

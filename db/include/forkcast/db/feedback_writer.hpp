@@ -8,8 +8,8 @@
 // Who commits: no thread of its own. The first write of a batch waits for the window; the
 // write that fills the batch, or the first one when the window ends, stores the batch on
 // a pooled connection, then wakes the others. (A dedicated committer thread would add a
-// wake-up to every batch's critical path; on a busy 2-core machine each costs more than
-// the INSERT.) Batches that closed may be stored concurrently on different connections.
+// thread wake-up to every batch's critical path, and a lone write would pay it too.)
+// Batches that closed may be stored concurrently on different connections.
 //
 // When a batch closes: window_ms after its first write arrived, or earlier once it holds
 // max_batch writes or as many writes as the last batch that waited out its whole window
@@ -74,7 +74,7 @@ class FeedbackWriter {
   struct Batch;
   std::size_t close_at(const Batch& batch) const;  // size that closes `batch` early; mutex_ held
   void close(Batch& batch);                        // mutex_ held
-  void store(Batch& batch, std::unique_lock<std::mutex>& lock);
+  void store(Batch& batch);                        // mutex_ not held
 
   ConnectionPool& pool_;
   GroupCommitOptions options_;
