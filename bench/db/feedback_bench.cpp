@@ -11,7 +11,7 @@
 // alternate, so that load from other programs, which comes and goes, weighs on both alike.
 // Without --url it starts its own PostgreSQL (db::LocalInstance, fsync and synchronous_commit
 // on) in a temporary directory on a free loopback port and stops it at the end.
-// bench/db/feedback_throughput.sh runs it and prints the ratio; docs/performance-db.md
+// bench/db/feedback_throughput.sh runs it and prints the ratio; docs/performance.md (Database section)
 // quotes the output.
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Acknowledged feedback writes per second, group commit vs one transaction per write, with
 # 8 client threads against a fresh local PostgreSQL (fsync and synchronous_commit on); prints
-# the table and the ratio (target >= 5x). docs/performance-db.md quotes its output.
+# the table and the ratio (target >= 5x). docs/performance.md (Database section) quotes its output.
 #
 #   bench/db/feedback_throughput.sh                # 3 runs of 5 s per mode, median ratio
 #   FORKCAST_DB_BENCH_RUNS=5 bench/db/feedback_throughput.sh --seconds 10 --window-ms 2
