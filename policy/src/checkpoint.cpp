@@ -567,6 +567,12 @@ const Tensor& Checkpoint::at(std::string_view name) const {
                           (present.empty() ? std::string("none") : present) + ")");
 }
 
+const std::string& Checkpoint::metadata_at(std::string_view key, std::string_view source) const {
+  const auto it = metadata.find(std::string(key));
+  if (it == metadata.end()) throw CheckpointError(std::string(source), "metadata has no " + quote_name(key));
+  return it->second;
+}
+
 std::vector<std::byte> serialize_safetensors(const Checkpoint& checkpoint) {
   const auto fail = [](std::string problem) {
     throw CheckpointError(std::string(kSerializeSource), std::move(problem));

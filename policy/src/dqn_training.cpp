@@ -17,6 +17,7 @@
 #include "forkcast/policy/checkpoint.hpp"
 #include "forkcast/policy/explore.hpp"
 #include "forkcast/policy/progress.hpp"
+#include "training_state.hpp"
 
 namespace forkcast::policy {
 
@@ -96,12 +97,6 @@ struct MealSimDqnEnv {
   std::string spec() const { return "MealSim catalog " + catalog->content_hash(); }
 };
 
-std::string generator_state(const std::mt19937_64& rng) {
-  std::ostringstream out;
-  out << rng;
-  return out.str();
-}
-
 void place_numa(const std::string& mode) {
   if (mode == "off") {
     spdlog::debug("NUMA placement off");
@@ -122,12 +117,6 @@ void place_numa(const std::string& mode) {
   numa_run_on_node(node);
   numa_set_preferred(node);
   spdlog::info("NUMA: {} nodes; training worker and its buffers placed on node {}", nodes, node);
-}
-
-const std::string& meta(const Checkpoint& c, const std::string& key, const std::string& where) {
-  const auto it = c.metadata.find(key);
-  if (it == c.metadata.end()) throw CheckpointError(where, "metadata has no \"" + key + "\"");
-  return it->second;
 }
 
 std::string layer_sizes_json(const std::vector<int>& sizes) { return nlohmann::json(sizes).dump(); }
@@ -155,6 +144,10 @@ template <class Env>
 EvalSummary evaluate_network(Env& e, const nn::Mlp<float>& net, int episodes, std::uint64_t salt) {
   nn::Workspace<float> ws;
   nn::Matrix<float> x, y;
+  // MealSim: the same greedy policy evaluation and serving use.
+  std::unique_ptr<DqnMealPolicy> meal_policy;
+  if constexpr (Env::kCandidates) meal_policy = std::make_unique<DqnMealPolicy>(net, *e.catalog);
+  std::mt19937_64 unused_rng;  // greedy policies draw nothing
   double sum = 0, sum_sq = 0;
   for (int i = 0; i < episodes; ++i) {
     e.reset(episode_seed(salt, static_cast<std::uint64_t>(i)));
@@ -162,16 +155,7 @@ EvalSummary evaluate_network(Env& e, const nn::Mlp<float>& net, int episodes, st
     for (;;) {
       env::Action a = 0;
       if constexpr (Env::kCandidates) {
-        e.refresh_candidates();
-        x.resize(static_cast<Eigen::Index>(e.allowed.size()), Env::input_size());
-        for (std::size_t c = 0; c < e.allowed.size(); ++c) {
-          env::write_candidate_input(*e.catalog, e.observation(), e.allowed[c], e.recency[c],
-                                     x.row(static_cast<Eigen::Index>(c)).data());
-        }
-        net.predict(x, y, ws);
-        Eigen::Index best = 0;
-        y.col(0).maxCoeff(&best);
-        a = e.allowed[static_cast<std::size_t>(best)];
+        a = meal_policy->act(*e.sim, unused_rng);
       } else {
         const auto obs = e.observation();
         x = Eigen::Map<const nn::Matrix<float>>(obs.data(), 1, static_cast<Eigen::Index>(obs.size()));
@@ -328,16 +312,9 @@ DqnTrainResult run(Env& e, const DqnTrainOptions& o) {
   if (o.resume_from) {
     const auto c = load_safetensors(*o.resume_from);
     const std::string where = o.resume_from->string();
-    if (meta(c, "format", where) != kFormat) throw CheckpointError(where, "not a forkcast DQN training checkpoint");
-    if (meta(c, "env", where) != o.env) {
-      throw CheckpointError(where, "trained on env \"" + meta(c, "env", where) + "\", not \"" + o.env + "\"");
-    }
-    if (meta(c, "env_spec", where) != spec) {
-      throw CheckpointError(where, "environment spec \"" + meta(c, "env_spec", where) + "\" differs from \"" + spec +
-                                       "\" (for MealSim: the catalog changed)");
-    }
-    if (meta(c, "config", where) != options_json(o).dump()) {
-      throw CheckpointError(where, "was trained with other settings: " + meta(c, "config", where));
+    check_resumable(c, where, kFormat, o.env, spec, "DQN training");
+    if (c.metadata_at("config", where) != options_json(o).dump()) {
+      throw CheckpointError(where, "was trained with other settings: " + c.metadata_at("config", where));
     }
     auto restore = [&](const std::string& name, auto dst) {
       using T = typename decltype(dst)::value_type;
@@ -369,24 +346,24 @@ DqnTrainResult run(Env& e, const DqnTrainOptions& o) {
     }
     if (o.prioritized) restore("replay.priority_tree", std::span<double>(replay.priority_tree()));
     try {
-      const auto rs = nlohmann::json::parse(meta(c, "replay_state", where));
+      const auto rs = nlohmann::json::parse(c.metadata_at("replay_state", where));
       replay.restore_state({rs.at("size").get<std::size_t>(), rs.at("next").get<std::size_t>(), rs.at("max_priority").get<double>()});
-      const auto best = nlohmann::json::parse(meta(c, "best", where));
+      const auto best = nlohmann::json::parse(c.metadata_at("best", where));
       best_score = best.at("score").is_number() ? best.at("score").get<double>() : -std::numeric_limits<double>::infinity();
       best_step = best.at("step").get<std::int64_t>();
-      const auto window = nlohmann::json::parse(meta(c, "recent_returns", where));
+      const auto window = nlohmann::json::parse(c.metadata_at("recent_returns", where));
       recent_count = window.at("count").get<std::int64_t>();
       recent = window.at("values").get<std::vector<double>>();
       recent.resize(100, 0.0);
     } catch (const nlohmann::json::exception& ex) {
       throw CheckpointError(where, std::string("metadata is not valid: ") + ex.what());
     }
-    step = std::stoll(meta(c, "step", where));
-    episodes = std::stoll(meta(c, "episodes", where));
-    learner.set_updates(std::stoll(meta(c, "updates", where)));
-    learner.optimizer().set_steps(std::stoll(meta(c, "adam_steps", where)));
-    std::istringstream(meta(c, "rng_state", where)) >> rng;
-    std::istringstream(meta(c, "env_rng_state", where)) >> e.generator();
+    step = std::stoll(c.metadata_at("step", where));
+    episodes = std::stoll(c.metadata_at("episodes", where));
+    learner.set_updates(std::stoll(c.metadata_at("updates", where)));
+    learner.optimizer().set_steps(std::stoll(c.metadata_at("adam_steps", where)));
+    restore_generator(c, "rng_state", where, rng);
+    restore_generator(c, "env_rng_state", where, e.generator());
     spdlog::info("resuming dqn on {} from step {} ({})", o.env, step, where);
   }
 
@@ -649,17 +626,17 @@ DqnTrainResult train_dqn(const DqnTrainOptions& options) {
 DqnModel load_dqn_model(const std::filesystem::path& path) {
   const auto c = load_safetensors(path);
   const std::string where = path.string();
-  const auto& format = meta(c, "format", where);
+  const auto& format = c.metadata_at("format", where);
   std::vector<int> sizes;
   try {
-    sizes = nlohmann::json::parse(meta(c, "layer_sizes", where)).get<std::vector<int>>();
+    sizes = nlohmann::json::parse(c.metadata_at("layer_sizes", where)).get<std::vector<int>>();
   } catch (const nlohmann::json::exception& ex) {
     throw CheckpointError(where, std::string("metadata \"layer_sizes\" is not a list of sizes: ") + ex.what());
   }
   if (sizes.size() < 2) throw CheckpointError(where, "metadata \"layer_sizes\" needs at least two entries");
   DqnModel model;
-  model.env = meta(c, "env", where);
-  model.env_spec = meta(c, "env_spec", where);
+  model.env = c.metadata_at("env", where);
+  model.env_spec = c.metadata_at("env_spec", where);
   model.metadata = c.metadata;
   model.network = std::make_unique<nn::Mlp<float>>(sizes, 0);
   if (format == kModelFormat) {

@@ -80,12 +80,6 @@ LoadedPolicy make_tabular_policy(const Checkpoint& checkpoint, const std::filesy
   return p;
 }
 
-const std::string& required_meta(const Checkpoint& c, const std::string& key, const std::filesystem::path& path) {
-  const auto it = c.metadata.find(key);
-  if (it == c.metadata.end()) throw CheckpointError(path.string(), "metadata has no \"" + key + "\"");
-  return it->second;
-}
-
 std::string hash_of_spec(std::string_view spec) {
   constexpr std::string_view kPrefix = "MealSim catalog ";
   return spec.starts_with(kPrefix) ? std::string(spec.substr(kPrefix.size())) : std::string(spec);
@@ -170,12 +164,12 @@ LoadedPolicy load_meal_policy(std::string_view spec, const PolicyLoadContext& co
   if (!std::filesystem::is_regular_file(path, ec)) throw CheckpointError(path.string(), "not a regular file");
 
   const Checkpoint checkpoint = load_safetensors(path);  // throws CheckpointError on a corrupt file
-  const std::string& format = required_meta(checkpoint, "format", path);
-  const std::string& env_name = required_meta(checkpoint, "env", path);
+  const std::string& format = checkpoint.metadata_at("format", path.string());
+  const std::string& env_name = checkpoint.metadata_at("env", path.string());
   if (env_name != "mealsim") {
     throw CheckpointError(path.string(), "trained on env \"" + env_name + "\"; forkcast evaluate --env mealsim needs a MealSim checkpoint");
   }
-  const std::string& env_spec = required_meta(checkpoint, "env_spec", path);
+  const std::string& env_spec = checkpoint.metadata_at("env_spec", path.string());
   const std::string expected_spec = "MealSim catalog " + context.catalog->content_hash();
   if (env_spec != expected_spec) {
     throw CheckpointError(path.string(), "environment spec mismatch: trained on catalog " + hash_of_spec(env_spec) +

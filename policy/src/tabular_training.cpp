@@ -15,6 +15,7 @@
 #include "forkcast/policy/checkpoint.hpp"
 #include "forkcast/policy/explore.hpp"
 #include "forkcast/policy/progress.hpp"
+#include "training_state.hpp"
 
 namespace forkcast::policy {
 
@@ -148,19 +149,6 @@ void validate(const TabularTrainOptions& o) {
   epsilon_exponential(o.epsilon_max, o.epsilon_min, o.epsilon_decay, 0);  // validates the schedule
 }
 
-// A metadata value that must be there; a checkpoint without it is refused by name.
-const std::string& meta(const Checkpoint& c, const std::string& key, const std::string& where) {
-  const auto it = c.metadata.find(key);
-  if (it == c.metadata.end()) throw CheckpointError(where, "metadata has no \"" + key + "\"");
-  return it->second;
-}
-
-std::string rng_state(const std::mt19937_64& rng) {
-  std::ostringstream out;
-  out << rng;
-  return out.str();
-}
-
 Checkpoint make_checkpoint(const agent::TabularQ& q, const TabularTrainOptions& o, std::int64_t episode,
                            const std::mt19937_64& rng, const std::string& spec) {
   Checkpoint c;
@@ -182,7 +170,7 @@ Checkpoint make_checkpoint(const agent::TabularQ& q, const TabularTrainOptions& 
                 {"episode", std::to_string(episode)},
                 {"seed", std::to_string(o.seed)},
                 {"config", options.dump()},
-                {"rng_state", rng_state(rng)},
+                {"rng_state", generator_state(rng)},
                 {"git_revision", o.git_revision}};
   return c;
 }
@@ -241,21 +229,14 @@ TabularTrainResult run(Adapter& e, const TabularTrainOptions& o) {
   if (o.resume_from) {
     const auto c = load_safetensors(*o.resume_from);
     const std::string where = o.resume_from->string();
-    if (meta(c, "format", where) != kFormat) throw CheckpointError(where, "not a forkcast tabular checkpoint");
-    if (meta(c, "env", where) != o.env) {
-      throw CheckpointError(where, "trained on env \"" + meta(c, "env", where) + "\", not \"" + o.env + "\"");
-    }
-    if (meta(c, "env_spec", where) != e.spec()) {
-      throw CheckpointError(where, "environment spec \"" + meta(c, "env_spec", where) + "\" differs from \"" + e.spec() +
-                            "\" (for MealSim: the catalog changed)");
-    }
-    if (meta(c, "seed", where) != std::to_string(o.seed)) {
-      throw CheckpointError(where, "trained with seed " + meta(c, "seed", where) + ", not --seed " + std::to_string(o.seed));
+    check_resumable(c, where, kFormat, o.env, e.spec(), "tabular");
+    if (c.metadata_at("seed", where) != std::to_string(o.seed)) {
+      throw CheckpointError(where, "trained with seed " + c.metadata_at("seed", where) + ", not --seed " + std::to_string(o.seed));
     }
     q.load_table(c.at("q_table").template as<double>());
-    std::istringstream(meta(c, "rng_state", where)) >> rng;
-    std::istringstream(meta(c, "env_rng_state", where)) >> e.generator();
-    start_episode = std::stoll(meta(c, "episode", where));
+    restore_generator(c, "rng_state", where, rng);
+    restore_generator(c, "env_rng_state", where, e.generator());
+    start_episode = std::stoll(c.metadata_at("episode", where));
     if (const auto it = c.metadata.find("recent_returns"); it != c.metadata.end()) {
       const auto window = nlohmann::json::parse(it->second);
       recent_count = window.at("count").get<std::int64_t>();
@@ -287,7 +268,7 @@ TabularTrainResult run(Adapter& e, const TabularTrainOptions& o) {
   };
   auto save = [&](const std::filesystem::path& path, std::int64_t completed) {
     auto c = make_checkpoint(q, o, completed, rng, e.spec());
-    c.metadata["env_rng_state"] = rng_state(e.generator());
+    c.metadata["env_rng_state"] = generator_state(e.generator());
     // The last-100 window travels with the checkpoint so resumed progress reads the same.
     c.metadata["recent_returns"] = nlohmann::json{{"count", recent_count}, {"values", recent}}.dump();
     save_safetensors(path, c);
@@ -389,7 +370,7 @@ EvalSummary evaluate_tabular_greedy(const agent::TabularQ& q, const TabularTrain
 agent::TabularQ load_tabular_checkpoint(const std::filesystem::path& path) {
   const auto c = load_safetensors(path);
   const std::string where = path.string();
-  if (meta(c, "format", where) != kFormat) {
+  if (c.metadata_at("format", where) != kFormat) {
     throw CheckpointError(path.string(), std::string("not a forkcast tabular checkpoint (metadata format is not ") + kFormat + ")");
   }
   const auto& t = c.at("q_table");
@@ -398,7 +379,7 @@ agent::TabularQ load_tabular_checkpoint(const std::filesystem::path& path) {
   }
   double learning_rate = 0, gamma = 0;
   try {
-    const auto config = nlohmann::json::parse(meta(c, "config", where));
+    const auto config = nlohmann::json::parse(c.metadata_at("config", where));
     learning_rate = config.at("learning_rate").get<double>();
     gamma = config.at("gamma").get<double>();
   } catch (const nlohmann::json::exception& e) {

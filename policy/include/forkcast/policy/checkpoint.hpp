@@ -140,6 +140,9 @@ struct Checkpoint {
   const Tensor* find(std::string_view name) const noexcept;
   // Throws std::out_of_range naming the missing tensor and the ones present.
   const Tensor& at(std::string_view name) const;
+  // The metadata value under `key`; a checkpoint without it is refused with a
+  // CheckpointError naming `source` (the file) and the missing key.
+  const std::string& metadata_at(std::string_view key, std::string_view source) const;
 };
 
 // Largest header accepted or written, as in the reference implementation: a bigger one is
