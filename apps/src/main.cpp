@@ -50,7 +50,7 @@ int main(int argc, char** argv) {
   forkcast::apps::add_config_command(app, global);
   forkcast::apps::add_catalog_command(app, global);
   forkcast::apps::add_train_command(app, global);
-  add_not_built(app, "serve", "Start the REST service", "the service issue");
+  forkcast::apps::add_serve_command(app, global);
   forkcast::apps::add_evaluate_command(app, global);
   forkcast::apps::add_db_command(app, global);
   add_not_built(app, "advise", "Print advice for a meal from the command line", "the advice issue");

@@ -44,6 +44,12 @@ std::vector<Field> fields_of(Config& c) {
       {"server", "idle_timeout_ms", &c.server.idle_timeout_ms, 1, 3'600'000},
       {"server", "max_connections", &c.server.max_connections, 1, 1'000'000},
       {"server", "shutdown_deadline_ms", &c.server.shutdown_deadline_ms, 0, 600'000},
+      {"server", "worker_threads", &c.server.worker_threads, 1, 1024},
+      {"server", "admin_api_key", &c.server.admin_api_key},
+      {"server", "rate_limit_per_second", &c.server.rate_limit_per_second, 0.001, 1e9},
+      {"server", "rate_limit_burst", &c.server.rate_limit_burst, 1, 1'000'000'000},
+      {"server", "decision_log_queue", &c.server.decision_log_queue, 1, 100'000'000},
+      {"server", "seed", &c.server.seed, 0, 9e18},
       {"database", "url", &c.database.url},
       {"database", "data_dir", &c.database.data_dir},
       {"database", "port", &c.database.port, 1, 65535},
@@ -60,6 +66,9 @@ std::vector<Field> fields_of(Config& c) {
       {"exploration", "epsilon_min", &c.exploration.epsilon_min, 0, 1},
       {"exploration", "decay", &c.exploration.decay, 0, 1e6},
       {"exploration", "linear_steps", &c.exploration.linear_steps, 1, 1e15},
+      {"exploration", "serving_epsilon_max", &c.exploration.serving_epsilon_max, 0, 1},
+      {"exploration", "serving_epsilon_min", &c.exploration.serving_epsilon_min, 0, 1},
+      {"exploration", "serving_decay", &c.exploration.serving_decay, 0, 1e6},
       {"advice", "enabled", &c.advice.enabled},
       {"advice", "model_path", &c.advice.model_path},
       {"advice", "allow_unknown_model", &c.advice.allow_unknown_model},
@@ -392,7 +401,10 @@ std::string to_yaml(const Config& config) {
       current = f.section;
       out += std::string(f.section) + ":\n";
     }
-    out += "  " + std::string(f.key) + ": " + render(f.target) + "\n";
+    // Secrets are never shown: `config show` output ends up in logs and bug reports.
+    const bool secret = f.section == "server" && f.key == "admin_api_key";
+    const std::string value = render(f.target);
+    out += "  " + std::string(f.key) + ": " + (secret && value != "\"\"" ? "\"<set, hidden>\"" : value) + "\n";
   }
   return out;
 }

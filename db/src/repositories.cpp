@@ -671,6 +671,42 @@ Decision DecisionRepository::record(const NewDecision& decision) {
   return d;
 }
 
+std::size_t DecisionRepository::record_batch(std::span<const Decision> decisions) {
+  if (decisions.empty()) return 0;
+  json rows = json::array();
+  for (const Decision& d : decisions) {
+    validate_decision(d.logged);
+    require_uuid(d.event_id, "event_id");
+    if (!d.logged.decided_at) throw std::invalid_argument("decided_at: must be set for a batched decision");
+    const NewDecision& n = d.logged;
+    const bool has_features = !n.candidate_features.empty();
+    rows.push_back({{"event_id", d.event_id},
+                    {"user_id", n.user_id},
+                    {"decided_us", to_us(n.decided_at).value_or(0)},
+                    {"slot", slot_name(n.slot)},
+                    {"model_version", n.model_version},
+                    {"policy", n.policy},
+                    {"epsilon", n.epsilon},
+                    {"candidates", n.candidates},
+                    {"scores", n.scores},
+                    {"probabilities", n.probabilities},
+                    {"chosen", n.chosen},
+                    {"ranked", n.ranked.empty() ? std::vector<std::string>{n.chosen} : n.ranked},
+                    {"state_features", n.state_features},
+                    {"candidate_features", has_features ? json(n.candidate_features) : json(nullptr)},
+                    {"candidate_feature_dim", has_features ? n.candidate_feature_dim : 0},
+                    {"context", n.context}});
+  }
+  try {
+    const auto stored = in_transaction(pool_, [&](pqxx::work& tx) {
+      return tx.exec_prepared(sql::kDecisionInsertBatch.name, rows.dump());
+    });
+    return static_cast<std::size_t>(stored.size());
+  } catch (const NotFoundError&) {
+    throw NotFoundError("users.id", "a decision of this batch names an unknown user");
+  }
+}
+
 std::optional<Decision> DecisionRepository::find(std::string_view event_id) {
   if (!is_uuid(event_id)) return std::nullopt;
   const auto rows = query(pool_, sql::kDecisionById, std::string(event_id));

@@ -78,6 +78,26 @@ VALUES ($1::uuid, COALESCE(timestamptz 'epoch' + $2::bigint * interval '1 micros
         $13::jsonb, $14, $15::jsonb)
 RETURNING event_id::text, (extract(epoch FROM decided_at) * 1000000)::bigint)sql"};
 
+// A batch of decisions whose event ids the caller generated (the service's asynchronous
+// decision log), in one statement: $1 is a JSON array of objects with the columns above
+// (decided_us as microseconds since the epoch). A replayed event id is skipped, so a batch
+// retried after a lost COMMIT acknowledgement stores nothing twice. Returns the event ids
+// stored now.
+const Statement kDecisionInsertBatch{"decision_insert_batch", R"sql(
+INSERT INTO decisions (event_id, user_id, decided_at, slot, model_version, policy, epsilon,
+                       candidates, scores, probabilities, chosen, ranked, state_features,
+                       candidate_features, candidate_feature_dim, context)
+SELECT d.event_id, d.user_id, timestamptz 'epoch' + d.decided_us * interval '1 microsecond',
+       d.slot, d.model_version, d.policy, d.epsilon, d.candidates, d.scores, d.probabilities,
+       d.chosen, d.ranked, d.state_features, d.candidate_features, d.candidate_feature_dim,
+       d.context
+FROM jsonb_to_recordset($1::jsonb) AS d(event_id uuid, user_id uuid, decided_us bigint,
+     slot text, model_version text, policy text, epsilon double precision, candidates jsonb,
+     scores jsonb, probabilities jsonb, chosen text, ranked jsonb, state_features jsonb,
+     candidate_features jsonb, candidate_feature_dim integer, context jsonb)
+ON CONFLICT (event_id) DO NOTHING
+RETURNING event_id::text)sql"};
+
 const Statement kDecisionById{"decision_by_id", R"sql(
 SELECT event_id::text, user_id::text, (extract(epoch FROM decided_at) * 1000000)::bigint,
        slot, model_version, policy, epsilon, candidates::text, scores::text,
@@ -296,6 +316,7 @@ const Statement* const kAll[] = {
     &kStateGet,
     &kStateLatest,
     &kDecisionInsert,
+    &kDecisionInsertBatch,
     &kDecisionById,
     &kDecisionsForUser,
     &kDecisionsBetween,

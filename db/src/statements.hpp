@@ -29,6 +29,7 @@ extern const Statement kStateLatest;
 extern const Statement kUserExists;
 // decisions
 extern const Statement kDecisionInsert;
+extern const Statement kDecisionInsertBatch;
 extern const Statement kDecisionById;
 extern const Statement kDecisionsForUser;
 extern const Statement kDecisionsBetween;

@@ -9,12 +9,9 @@ namespace forkcast::env {
 namespace {
 
 constexpr std::int32_t kNever = -1'000'000;
-// Hunger added before each slot (overnight before breakfast is the largest gap).
-constexpr std::array<double, kNumSlots> kHungerRise = {0.55, 0.45, 0.45, 0.25};
 // Fraction of the user's cook-time tolerance and budget that applies to each slot.
 constexpr std::array<double, kNumSlots> kTimeTolerance = {0.6, 0.8, 1.0, 0.4};
 constexpr std::array<double, kNumSlots> kBudgetShare = {0.7, 1.0, 1.0, 0.5};
-constexpr double kRateDecay = 0.9;  // memory of acceptance statistics, per step
 
 double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 
@@ -22,11 +19,10 @@ double sigmoid(double x) { return 1.0 / (1.0 + std::exp(-x)); }
 
 MealSim::MealSim(const Catalog& catalog, const Population& population, config::MealSimConfig config,
                  MealSimOptions options)
-    : catalog_(&catalog), population_(&population), config_(config), options_(options) {
+    : catalog_(&catalog), population_(&population), config_(config), options_(options), tracker_(catalog, config) {
   const std::size_t n = catalog.size();
   for (auto& m : masks_) m.assign(n, 0);
   base_taste_.assign(n, 0.0);
-  last_eaten_.assign(n, kNever);
   last_offered_.assign(n, kNever);
   // Healthiness is judged against the catalog's median meal: eating a typical meal of the
   // catalog neither builds nor erodes long-term satisfaction.
@@ -34,10 +30,6 @@ MealSim::MealSim(const Catalog& catalog, const Population& population, config::M
   for (const auto& m : catalog.meals()) health.push_back(m.healthiness);
   std::nth_element(health.begin(), health.begin() + static_cast<std::ptrdiff_t>(health.size() / 2), health.end());
   health_centre_ = health.empty() ? 0.5 : health[health.size() / 2];
-  for (int k = 0; k <= kStepsPerWeek; ++k) {
-    meal_decay_pow_.push_back(std::pow(config_.meal_memory_decay, k));
-    cuisine_decay_pow_.push_back(std::pow(config_.cuisine_memory_decay, k));
-  }
   if (options_.max_steps < 0 || options_.max_steps > kStepsPerWeek) {
     throw std::invalid_argument("MealSimOptions.max_steps: " + std::to_string(options_.max_steps) +
                                 " is out of range 0.." + std::to_string(kStepsPerWeek));
@@ -63,8 +55,6 @@ void MealSim::reset(std::uint64_t seed, const User& user) {
 
 void MealSim::start_week() {
   const UserProfile& p = user_.profile;
-  kcal_target_ = p.kcal_target();
-  protein_target_ = p.protein_target_g();
   const auto& meals = catalog_->meals();
   for (auto& m : masks_) std::fill(m.begin(), m.end(), 0);
   double taste_sum = 0;
@@ -92,33 +82,23 @@ void MealSim::start_week() {
   t_ = day_ = slot_ = 0;
   started_ = true;
   done_ = false;
-  hunger_ = kHungerRise[0] + 0.15;
   satisfaction_ = std::clamp(config_.satisfaction_initial + std::uniform_real_distribution<double>(-0.1, 0.1)(rng_),
                              0.0, 1.0);
-  intake_ = Nutrients{};
-  std::fill(last_eaten_.begin(), last_eaten_.end(), kNever);
+  tracker_.start(p);
   std::fill(last_offered_.begin(), last_offered_.end(), kNever);
-  cuisine_memory_.fill(0.0);
-  cuisine_offered_.fill(0.0);
-  cuisine_accepted_.fill(0.0);
-  tag_offered_.fill(0.0);
-  tag_accepted_.fill(0.0);
-  offered_decayed_ = accepted_decayed_ = 0;
-  decline_streak_ = 0;
   stats_ = EpisodeStats{};
   cuisines_seen_ = 0;
   write_observation();
 }
 
-double MealSim::meal_recency(Action meal) const {
-  const std::int32_t last = last_eaten_[static_cast<std::size_t>(meal)];
-  return last == kNever ? 0.0 : meal_decay_pow_[static_cast<std::size_t>(t_ - last)];
+double MealSim::meal_recency(Action meal) const { return tracker_.meal_recency(meal); }
+
+double MealSim::cuisine_memory(int cuisine) const {
+  return tracker_.state().cuisine_memory[static_cast<std::size_t>(cuisine)];
 }
 
-double MealSim::cuisine_memory(int cuisine) const { return cuisine_memory_[static_cast<std::size_t>(cuisine)]; }
-
 double MealSim::desired_kcal() const {
-  return kSlotKcalShare[static_cast<std::size_t>(slot_)] * kcal_target_ * (0.5 + hunger_);
+  return kSlotKcalShare[static_cast<std::size_t>(slot_)] * tracker_.kcal_target() * (0.5 + tracker_.state().hunger);
 }
 
 double MealSim::utility(const Meal& meal) const {
@@ -126,7 +106,7 @@ double MealSim::utility(const Meal& meal) const {
   const auto s = static_cast<std::size_t>(slot_);
   const UserProfile& p = user_.profile;
   const double boredom = config_.meal_boredom_weight * meal_recency(index) +
-                         config_.cuisine_boredom_weight * cuisine_memory_[static_cast<std::size_t>(meal.cuisine_index)];
+                         config_.cuisine_boredom_weight * cuisine_memory(meal.cuisine_index);
   const double tolerance = p.cook_time_min * kTimeTolerance[s];
   const double budget = p.budget_usd * kBudgetShare[s];
   const double desired = desired_kcal();
@@ -143,8 +123,9 @@ double MealSim::accept_probability(Action meal) const {
 }
 
 double MealSim::adherence(const Nutrients& day) const {
-  const double kcal_error = std::abs(day.kcal - kcal_target_) / kcal_target_;
-  const double protein_short = std::max(0.0, (protein_target_ - day.protein_g) / protein_target_);
+  const double kcal_target = tracker_.kcal_target(), protein_target = tracker_.protein_target_g();
+  const double kcal_error = std::abs(day.kcal - kcal_target) / kcal_target;
+  const double protein_short = std::max(0.0, (protein_target - day.protein_g) / protein_target);
   const double sodium_over =
       std::max(0.0, (day.sodium_mg - user_.profile.sodium_limit_mg) / user_.profile.sodium_limit_mg);
   return std::clamp(1.0 - 1.5 * kcal_error - 1.0 * protein_short - 0.5 * sodium_over, 0.0, 1.0);
@@ -161,11 +142,11 @@ double MealSim::expected_reward(Action meal) const {
   double decline_value = 0;
   for (const auto d : defaults) decline_value += config_.reward_taste * experienced(d) / 3.0;
   if (slot_ == kNumSlots - 1) {
-    Nutrients with_meal = intake_;
+    Nutrients with_meal = intake_today();
     with_meal.add_scaled(meals[static_cast<std::size_t>(meal)].per_serving, 1.0);
     accept_value += config_.reward_nutrition * adherence(with_meal);
     for (const auto d : defaults) {
-      Nutrients with_default = intake_;
+      Nutrients with_default = intake_today();
       with_default.add_scaled(meals[static_cast<std::size_t>(d)].per_serving, config_.default_portion);
       decline_value += config_.reward_nutrition * adherence(with_default) / 3.0;
     }
@@ -207,29 +188,10 @@ MealStep MealSim::step(Action meal) {
     cuisines_seen_ |= 1ULL << offered.cuisine_index;
     ++stats_.distinct_cuisines;
   }
-  offered_decayed_ = kRateDecay * offered_decayed_ + 1.0;
-  accepted_decayed_ = kRateDecay * accepted_decayed_ + (out.accepted ? 1.0 : 0.0);
-  for (std::size_t c = 0; c < kMaxCuisines; ++c) {
-    cuisine_offered_[c] *= kRateDecay;
-    cuisine_accepted_[c] *= kRateDecay;
-  }
-  cuisine_offered_[static_cast<std::size_t>(offered.cuisine_index)] += 1.0;
-  for (std::size_t t = 0; t < kNumTags; ++t) {
-    tag_offered_[t] *= kRateDecay;
-    tag_accepted_[t] *= kRateDecay;
-  }
-  for (std::uint32_t bits = offered.tags; bits != 0; bits &= bits - 1) {
-    const auto t = static_cast<std::size_t>(__builtin_ctz(bits));
-    tag_offered_[t] += 1.0;
-    if (out.accepted) tag_accepted_[t] += 1.0;
-  }
+  tracker_.record_offer(meal, out.accepted);
   if (out.accepted) {
-    cuisine_accepted_[static_cast<std::size_t>(offered.cuisine_index)] += 1.0;
     ++stats_.accepted;
     ++stats_.accepted_by_slot[static_cast<std::size_t>(slot_)];
-    decline_streak_ = 0;
-  } else {
-    ++decline_streak_;
   }
 
   // The meal eaten: reward for taste as experienced (boredom dulls it), satisfaction.
@@ -241,14 +203,7 @@ MealStep MealSim::step(Action meal) {
                    config_.satisfaction_taste * taste - config_.satisfaction_boredom * recency -
                    (out.accepted ? 0.0 : config_.satisfaction_reject);
   satisfaction_ = std::clamp(satisfaction_, 0.0, 1.0);
-  const double portion = out.accepted ? 1.0 : config_.default_portion;
-  intake_.add_scaled(eaten.per_serving, portion);
-  hunger_ = std::clamp(hunger_ - 0.6 * eaten.per_serving.kcal * portion /
-                                     (kSlotKcalShare[static_cast<std::size_t>(slot_)] * kcal_target_),
-                       0.0, 1.0);
-  for (auto& c : cuisine_memory_) c *= config_.cuisine_memory_decay;
-  cuisine_memory_[static_cast<std::size_t>(eaten.cuisine_index)] += 1.0;
-  last_eaten_[static_cast<std::size_t>(out.eaten)] = t_;
+  tracker_.record_eaten(out.eaten, out.accepted ? 1.0 : config_.default_portion);
 
   if (slot_ == kNumSlots - 1) {
     out.day_ended = true;
@@ -261,10 +216,10 @@ MealStep MealSim::step(Action meal) {
     }
   }
 
+  tracker_.advance_slot();
   ++t_;
   slot_ = t_ % kNumSlots;
   day_ = t_ / kNumSlots;
-  hunger_ = std::clamp(hunger_ + kHungerRise[static_cast<std::size_t>(slot_)], 0.0, 1.0);
   out.terminated = out.churned || t_ >= kStepsPerWeek;
   out.truncated = !out.terminated && options_.max_steps > 0 && t_ >= options_.max_steps;
   done_ = out.terminated || out.truncated;
@@ -275,55 +230,19 @@ MealStep MealSim::step(Action meal) {
 }
 
 double MealSim::end_day() {
-  const double a = adherence(intake_);
+  const Nutrients& intake = intake_today();
+  const double a = adherence(intake);
   const auto d = static_cast<std::size_t>(day_);
-  stats_.kcal_error[d] = std::abs(intake_.kcal - kcal_target_) / kcal_target_;
-  stats_.protein_error[d] = std::abs(intake_.protein_g - protein_target_) / protein_target_;
+  stats_.kcal_error[d] = std::abs(intake.kcal - kcal_target()) / kcal_target();
+  stats_.protein_error[d] = std::abs(intake.protein_g - protein_target_g()) / protein_target_g();
   stats_.adherence[d] = a;
-  if (intake_.sodium_mg > user_.profile.sodium_limit_mg) ++stats_.sodium_over_days;
+  if (intake.sodium_mg > user_.profile.sodium_limit_mg) ++stats_.sodium_over_days;
   ++stats_.days_completed;
   satisfaction_ = std::clamp(satisfaction_ + config_.satisfaction_day * (a - 0.5) * 2.0, 0.0, 1.0);
-  intake_ = Nutrients{};
-  return config_.reward_nutrition * a;
+  return config_.reward_nutrition * a;  // the tracker starts the next day's intake
 }
 
-void MealSim::write_observation() {
-  auto& o = observation_;
-  o.fill(0.0F);
-  const UserProfile& p = user_.profile;
-  o[static_cast<std::size_t>(kObsSlot + slot_)] = 1.0F;
-  o[kObsDay] = static_cast<float>(day_) / 6.0F;
-  o[kObsHunger] = static_cast<float>(hunger_);
-  o[kObsKcal] = static_cast<float>(intake_.kcal / kcal_target_);
-  o[kObsProtein] = static_cast<float>(intake_.protein_g / protein_target_);
-  o[8] = static_cast<float>(intake_.fat_g / (0.3 * kcal_target_ / 9.0));
-  o[9] = static_cast<float>(intake_.carbs_g / (0.5 * kcal_target_ / 4.0));
-  o[kObsSodium] = static_cast<float>(intake_.sodium_mg / p.sodium_limit_mg);
-  o[11] = static_cast<float>(intake_.fiber_g / 30.0);
-  o[kObsKcalLeft] = static_cast<float>(std::clamp((kcal_target_ - intake_.kcal) / kcal_target_, -1.0, 1.0));
-  o[kObsAcceptRate] = static_cast<float>((accepted_decayed_ + 0.5) / (offered_decayed_ + 1.0));
-  o[kObsDeclineStreak] = static_cast<float>(std::min(1.0, decline_streak_ / 4.0));
-  for (std::size_t c = 0; c < kMaxCuisines; ++c) {
-    o[kObsCuisineMemory + c] = static_cast<float>(cuisine_memory_[c]);
-    o[kObsCuisineAccept + c] = static_cast<float>((cuisine_accepted_[c] + 0.5) / (cuisine_offered_[c] + 1.0));
-  }
-  for (std::size_t t = 0; t < kNumTags; ++t) {
-    o[kObsTagAccept + t] = static_cast<float>((tag_accepted_[t] + 0.5) / (tag_offered_[t] + 1.0));
-  }
-  std::size_t i = kObsProfile;
-  o[i++] = p.sex == Sex::female ? 1.0F : 0.0F;
-  o[i++] = static_cast<float>(p.age / 100.0);
-  o[i++] = static_cast<float>(p.weight_kg / ((p.height_cm / 100.0) * (p.height_cm / 100.0)) / 40.0);
-  o[i++] = static_cast<float>((activity_factor(p.activity) - 1.2) / 0.7);
-  o[kObsGoal + static_cast<std::size_t>(p.goal)] = 1.0F;
-  o[kObsDiet + static_cast<std::size_t>(p.diet)] = 1.0F;
-  i = kObsDiet + 4;
-  o[i++] = static_cast<float>(p.budget_usd / 15.0);
-  o[i++] = static_cast<float>(p.cook_time_min / 60.0);
-  o[i++] = static_cast<float>(kcal_target_ / 3000.0);
-  o[i++] = static_cast<float>(protein_target_ / 200.0);
-  o[i++] = static_cast<float>(p.sodium_limit_mg / 2300.0);
-}
+void MealSim::write_observation() { tracker_.write_observation(observation_); }
 
 void MealSim::candidate_features(std::span<float> out) const {
   const std::size_t n = catalog_->size();

@@ -32,6 +32,12 @@ struct ServerConfig {
   int idle_timeout_ms = 60'000;
   int max_connections = 1024;
   int shutdown_deadline_ms = 5'000;
+  int worker_threads = 16;        // threads for routes that wait on the database or the advice model
+  std::string admin_api_key;      // admin routes; empty disables them. Never logged or shown
+  double rate_limit_per_second = 100;  // per API key (user token, admin key or client address)
+  int rate_limit_burst = 200;
+  int decision_log_queue = 100'000;  // decisions waiting to be written; when full, responses say so
+  std::int64_t seed = 0;          // event ids and exploration draws; 0 = from std::random_device
 };
 
 struct DatabaseConfig {
@@ -58,6 +64,11 @@ struct ExplorationConfig {
   double epsilon_min = 0.05;
   double decay = 0.005;           // per episode, exponential schedule
   std::int64_t linear_steps = 100'000;  // steps from max to min, linear schedule
+  // Serving: per user, eps = serving_min + (serving_max - serving_min) * exp(-serving_decay * n)
+  // after the user's n-th recommendation (training starts from 1.0; a new user should not).
+  double serving_epsilon_max = 0.3;
+  double serving_epsilon_min = 0.02;
+  double serving_decay = 0.05;
 };
 
 struct AdviceConfig {

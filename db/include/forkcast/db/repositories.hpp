@@ -14,6 +14,7 @@
 #pragma once
 
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -66,6 +67,12 @@ class DecisionRepository {
   // Checks the decision (sizes agree, probabilities are a pmf, chosen is a candidate with
   // probability > 0, ...) and stores it with a new event id. NotFoundError("users.id").
   Decision record(const NewDecision& decision);
+  // Stores decisions whose event ids (canonical UUIDs) and decided_at the caller set, all in
+  // one transaction: the service's asynchronous decision log. Each is checked as record()
+  // checks it, before any SQL runs. An event id already stored is skipped (a retried batch
+  // stores nothing twice). Returns how many were stored now. NotFoundError("users.id") if a
+  // decision names an unknown user (then nothing is stored).
+  std::size_t record_batch(std::span<const Decision> decisions);
   std::optional<Decision> find(std::string_view event_id);
   // Newest first.
   std::vector<Decision> list_for_user(std::string_view user_id, int limit = 100);

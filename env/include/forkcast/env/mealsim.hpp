@@ -31,6 +31,7 @@
 #include "forkcast/env/catalog.hpp"
 #include "forkcast/env/env.hpp"
 #include "forkcast/env/population.hpp"
+#include "forkcast/env/user_tracker.hpp"
 
 namespace forkcast::env {
 
@@ -153,16 +154,18 @@ class MealSim {
   const User& user() const noexcept { return user_; }
   const config::MealSimConfig& config() const noexcept { return config_; }
   const EpisodeStats& stats() const noexcept { return stats_; }
-  const Nutrients& intake_today() const noexcept { return intake_; }
-  double kcal_target() const noexcept { return kcal_target_; }
-  double protein_target_g() const noexcept { return protein_target_; }
+  const Nutrients& intake_today() const noexcept { return tracker_.state().intake_today; }
+  double kcal_target() const noexcept { return tracker_.kcal_target(); }
+  double protein_target_g() const noexcept { return tracker_.protein_target_g(); }
+  // The observable half of the state (what the service keeps for a real user).
+  const UserTracker& tracker() const noexcept { return tracker_; }
 
   // --- Oracle access: hidden state, for baselines and evaluation only. ---
   double satisfaction() const noexcept { return satisfaction_; }
   // The user's taste for `meal`, centred on their average over allowed meals (oracle only).
   double taste(Action meal) const { return base_taste_[static_cast<std::size_t>(meal)]; }
   double health_centre() const noexcept { return health_centre_; }
-  double hunger() const noexcept { return hunger_; }
+  double hunger() const noexcept { return tracker_.state().hunger; }
   double accept_probability(Action meal) const;
   // Expected reward of suggesting `meal` now, over acceptance and the default choice,
   // including the end-of-day term when this is the day's last slot.
@@ -178,7 +181,6 @@ class MealSim {
   double desired_kcal() const;
   void start_week();
   void write_observation();
-  void eat(std::int32_t meal_index, bool accepted);
   double end_day();
 
   const Catalog* catalog_;
@@ -189,26 +191,16 @@ class MealSim {
   User user_;
 
   // Derived per user at reset.
-  double kcal_target_ = 2000, protein_target_ = 60;
   std::array<std::vector<std::uint8_t>, kNumSlots> masks_;
   std::vector<double> base_taste_;  // taste_of(user, meal) per meal, centred; hoisted out of step
   double health_centre_ = 0.5;      // median healthiness of the catalog
 
-  // State.
+  // State: the observable half in tracker_, the hidden half (satisfaction) here.
+  UserTracker tracker_;
   int t_ = 0, day_ = 0, slot_ = 0;
   bool started_ = false, done_ = true;
-  double hunger_ = 0.5, satisfaction_ = 0.5;
-  Nutrients intake_;
-  std::vector<std::int32_t> last_eaten_;     // step index, or kNever
+  double satisfaction_ = 0.5;
   std::vector<std::int32_t> last_offered_;   // step index, or kNever
-  std::array<double, kMaxCuisines> cuisine_memory_{};  // as of step cuisine_memory_t_
-  int cuisine_memory_t_ = 0;
-  std::array<double, kMaxCuisines> cuisine_offered_{}, cuisine_accepted_{};
-  std::array<double, kNumTags> tag_offered_{}, tag_accepted_{};
-  double offered_decayed_ = 0, accepted_decayed_ = 0;
-  int decline_streak_ = 0;
-  std::vector<double> meal_decay_pow_;       // meal_memory_decay^k for k = 0..kStepsPerWeek
-  std::vector<double> cuisine_decay_pow_;
   std::array<float, kObservationSize> observation_{};
   EpisodeStats stats_;
   std::uint64_t cuisines_seen_ = 0;

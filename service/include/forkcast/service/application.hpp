@@ -1,0 +1,120 @@
+// The service's application context: everything a request handler may use — the catalog,
+// the database, the production policy snapshot, the cache of users' live state, the
+// asynchronous decision log, rate limits, metrics and the advice engine. Handlers never
+// touch sockets: router.hpp turns (request, Application) into a response, so they are
+// tested without a network (Beast's advanced server / llama.cpp's server-context split).
+//
+// Ownership: an Application borrows the Catalog, the Database and the AdviceEngine (all
+// must outlive it) and owns the rest. Every member function is thread-safe.
+//
+// One service process per database: the in-memory user state is authoritative and
+// written through to PostgreSQL on every change, so a restart loses nothing, but two
+// processes serving the same users would overwrite each other's state.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "forkcast/config/config.hpp"
+#include "forkcast/db/database.hpp"
+#include "forkcast/env/catalog.hpp"
+#include "forkcast/policy/snapshot.hpp"
+
+namespace forkcast::advice {
+class AdviceEngine;
+}
+
+namespace forkcast::service {
+
+class Metrics;
+class UserDirectory;
+class DecisionLog;
+class RateLimiter;
+
+// The serving model: a snapshot plus what the registry knows about it.
+struct ServingModel {
+  std::shared_ptr<const policy::PolicySnapshot> snapshot;
+  std::string version;
+  std::string kind;
+  std::string sha256;
+};
+
+struct ApplicationOptions {
+  config::Config config;
+  // Base directory for relative model paths in the registry (the repository root).
+  std::filesystem::path root = ".";
+  // The checkpoint registered and promoted when the registry has no production model.
+  std::filesystem::path default_model;  // empty: refuse to start without a production model
+  std::string default_model_version = "mealsim-dqn-default";
+};
+
+// Startup refused (no model, a model whose file is missing or altered, ...). what() says
+// what to do.
+class StartupError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class Application {
+ public:
+  // Loads the production model from the registry (registering and promoting
+  // options.default_model first when there is none) and starts the decision log.
+  // `advice` may be null: the advice route then answers with template advice.
+  // Throws StartupError, db::DatabaseError.
+  Application(ApplicationOptions options, const env::Catalog& catalog, db::Database& database,
+              advice::AdviceEngine* advice = nullptr);
+  ~Application();
+  Application(const Application&) = delete;
+  Application& operator=(const Application&) = delete;
+
+  const config::Config& config() const noexcept { return options_.config; }
+  const ApplicationOptions& options() const noexcept { return options_; }
+  const env::Catalog& catalog() const noexcept { return catalog_; }
+  db::Database& database() noexcept { return database_; }
+  advice::AdviceEngine* advice() noexcept { return advice_; }
+  Metrics& metrics() noexcept { return *metrics_; }
+  UserDirectory& users() noexcept { return *users_; }
+  DecisionLog& decision_log() noexcept { return *decision_log_; }
+  RateLimiter& rate_limiter() noexcept { return *rate_limiter_; }
+
+  // The model serving now. Requests keep the shared_ptr they started with.
+  std::shared_ptr<const ServingModel> model() const { return model_.load(); }
+  // Verifies the registered file's sha256, loads it beside the serving one and swaps
+  // atomically, then records the promotion. On any failure the old model keeps serving.
+  // Throws db::NotFoundError for an unknown version, StartupError for a bad file.
+  std::shared_ptr<const ServingModel> promote(const std::string& version);
+
+  // A fresh random 64-bit value from a seeded generator (event ids, exploration draws).
+  std::uint64_t random64();
+  // A canonical lowercase UUID v4 from random64().
+  std::string new_uuid();
+
+  // True while the database answered recently (checked at most every 500 ms).
+  bool database_ready();
+  // Drains the decision log (up to `deadline`); the service calls it on shutdown.
+  void flush(std::chrono::steady_clock::time_point deadline);
+
+ private:
+  std::shared_ptr<const ServingModel> load_model(const db::Model& model) const;
+
+  ApplicationOptions options_;
+  const env::Catalog& catalog_;
+  db::Database& database_;
+  advice::AdviceEngine* advice_;
+  std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<UserDirectory> users_;
+  std::unique_ptr<DecisionLog> decision_log_;
+  std::unique_ptr<RateLimiter> rate_limiter_;
+  std::atomic<std::shared_ptr<const ServingModel>> model_;
+  std::mutex promote_mutex_;
+  std::atomic<std::uint64_t> rng_counter_;  // SplitMix64: lock-free, seeded by server.seed
+  std::atomic<std::int64_t> ready_checked_ms_{0};
+  std::atomic<bool> ready_{false};
+};
+
+}  // namespace forkcast::service

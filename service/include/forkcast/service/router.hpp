@@ -1,0 +1,83 @@
+// Routing: a free function from a request and the application context to a response.
+// Nothing here knows about sockets, so every route, status and error is unit-tested
+// without a network; server.hpp only moves bytes.
+//
+// Errors: handle() never throws. One mapping (router.cpp) turns what handlers throw into
+// JSON errors `{"error": {"code", "message", "field"}}`:
+//   ApiError                     its own status and code
+//   std::invalid_argument        400 invalid_argument (bad input the libraries caught)
+//   db::NotFoundError            404 not_found       db::ConflictError  409 conflict
+//   db::DatabaseUnavailable      503 database_unavailable, with Retry-After
+//   anything else                500 internal_error (logged with the request id)
+//
+// Authorization (every route, docs/api.md): 401 when credentials are missing or unknown;
+// 403 when a user's token names a user id that is not its own (whether or not that user
+// exists) or a user calls an admin route; 404 for an object that does not exist or that
+// belongs to somebody else when it is named by its own id (an event, a meal log entry), so
+// that ids of other users' objects leak nothing.
+#pragma once
+
+#include <boost/beast/http.hpp>
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "forkcast/service/application.hpp"
+
+namespace forkcast::service {
+
+namespace http = boost::beast::http;
+using Request = http::request<http::string_body>;
+using Response = http::response<http::string_body>;
+
+// Where a route's handler runs: on the connection's I/O thread (pure CPU work, answers in
+// microseconds) or on the worker pool (waits on the database or the advice model).
+enum class RunsOn : std::uint8_t { io, worker };
+
+struct RouteInfo {
+  http::verb method;
+  std::string_view pattern;  // "/v1/users/{id}"
+  std::string_view name;     // metrics label, e.g. "users_get"
+  RunsOn runs_on;
+  bool admin;                // needs the admin API key
+};
+
+// Every route the service registers, in a stable order (the OpenAPI document and its
+// test are checked against this list).
+std::span<const RouteInfo> routes();
+
+// Per-request facts that do not come from the request itself.
+struct RequestContext {
+  std::string request_id;  // echoed in X-Request-Id and in the access log
+  std::string peer;        // client address, the rate-limit key of anonymous requests
+};
+
+// A streamed response (server-sent events): the handler answers with the status line
+// and headers in `head`, then `produce` writes the body through `write_chunk`, which
+// returns false once the client has gone (the producer should stop). Runs on a worker.
+struct StreamedResponse {
+  Response head;
+  std::function<void(const std::function<bool(std::string_view)>& write_chunk)> produce;
+};
+
+// The route a request would reach: its index in routes(), or -1 (404 / 405).
+int match_route(http::verb method, std::string_view target);
+// Whether `target` names a route that needs the worker pool.
+RunsOn runs_on(http::verb method, std::string_view target);
+
+// Handles one request. Never throws. `streamed` is set (and the returned response is only
+// its head) when the route streams its body.
+// The server calls RunsOn::io routes on an I/O thread with `rerun_on_worker` non-null. A
+// handler that finds, after reading the body, that it must wait (a recommendation asking
+// for model advice) sets *rerun_on_worker instead of answering; the server then calls
+// handle() again from the worker pool. Tests pass nullptr: everything runs inline.
+Response handle(Application& app, const Request& request, const RequestContext& context,
+                StreamedResponse* streamed = nullptr, bool* rerun_on_worker = nullptr);
+
+// The JSON error body and status, for the server's own errors (413, 431, 503 at the
+// connection cap) so that they look like every other error.
+Response error_response(http::status status, std::string_view code, std::string_view message,
+                        std::string_view field = {}, unsigned version = 11);
+
+}  // namespace forkcast::service

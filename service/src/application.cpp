@@ -1,0 +1,159 @@
+#include "forkcast/service/application.hpp"
+
+#include <pqxx/pqxx>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <random>
+
+#include "decision_log.hpp"
+#include "forkcast/db/errors.hpp"
+#include "forkcast/policy/checkpoint.hpp"
+#include "forkcast/service/router.hpp"
+#include "metrics.hpp"
+#include "rate_limiter.hpp"
+#include "user_directory.hpp"
+
+namespace forkcast::service {
+
+namespace {
+
+std::vector<std::string_view> route_names() {
+  std::vector<std::string_view> names;
+  for (const auto& r : routes()) names.push_back(r.name);
+  names.emplace_back("unmatched");
+  return names;
+}
+
+std::uint64_t splitmix64(std::uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+
+std::int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+}  // namespace
+
+Application::Application(ApplicationOptions options, const env::Catalog& catalog, db::Database& database,
+                         advice::AdviceEngine* advice)
+    : options_(std::move(options)),
+      catalog_(catalog),
+      database_(database),
+      advice_(advice),
+      metrics_(std::make_unique<Metrics>(route_names())),
+      users_(std::make_unique<UserDirectory>(catalog, options_.config.mealsim, database, *metrics_)),
+      decision_log_(std::make_unique<DecisionLog>(database.decisions(),
+                                                  static_cast<std::size_t>(options_.config.server.decision_log_queue),
+                                                  *metrics_)),
+      rate_limiter_(std::make_unique<RateLimiter>(options_.config.server.rate_limit_per_second,
+                                                  options_.config.server.rate_limit_burst)),
+      rng_counter_(options_.config.server.seed != 0 ? static_cast<std::uint64_t>(options_.config.server.seed)
+                                                    : (static_cast<std::uint64_t>(std::random_device{}()) << 32) ^
+                                                          std::random_device{}()) {
+  auto production = database_.models().production();
+  if (!production) {
+    const auto& path = options_.default_model;
+    if (path.empty() || !std::filesystem::exists(path)) {
+      throw StartupError(
+          "no production model in the registry and no default model at '" + path.string() +
+          "'. Train one (forkcast train --agent dqn --env mealsim) and copy its model.safetensors there, "
+          "or restore the file from the repository (models/policies/)");
+    }
+    db::NewModel model;
+    model.version = options_.default_model_version;
+    model.kind = "dqn";
+    model.sha256 = policy::sha256_file_hex(path);
+    model.path = path.string();
+    model.metrics = {{"source", "bundled default policy"}};
+    if (!database_.models().find(model.version)) database_.models().register_model(model);
+    production = database_.models().promote(model.version);
+    spdlog::info("registered and promoted the bundled policy {} ({})", model.version, path.string());
+  }
+  auto serving = load_model(*production);
+  metrics_->set_model(serving->version);
+  model_.store(std::move(serving));
+  ready_.store(true);
+  ready_checked_ms_.store(steady_ms());
+}
+
+Application::~Application() { decision_log_->stop(std::chrono::steady_clock::now() + std::chrono::seconds(2)); }
+
+std::shared_ptr<const ServingModel> Application::load_model(const db::Model& model) const {
+  std::filesystem::path path = model.registered.path;
+  if (path.is_relative()) path = options_.root / path;
+  if (model.registered.kind != "dqn") {
+    throw StartupError("model " + model.registered.version + " is a '" + model.registered.kind +
+                       "' model; the service serves MealSim DQN candidate scorers (kind dqn)");
+  }
+  if (!std::filesystem::exists(path)) {
+    throw StartupError("model " + model.registered.version + ": file '" + path.string() + "' does not exist");
+  }
+  const std::string sha = policy::sha256_file_hex(path);
+  if (sha != model.registered.sha256) {
+    throw StartupError("model " + model.registered.version + ": '" + path.string() + "' has sha256 " + sha +
+                       " but the registry recorded " + model.registered.sha256 + " (the file changed)");
+  }
+  auto serving = std::make_shared<ServingModel>();
+  try {
+    serving->snapshot = policy::PolicySnapshot::load(path, catalog_, model.registered.version);
+  } catch (const std::exception& e) {
+    throw StartupError("model " + model.registered.version + ": " + e.what());
+  }
+  serving->version = model.registered.version;
+  serving->kind = model.registered.kind;
+  serving->sha256 = sha;
+  return serving;
+}
+
+std::shared_ptr<const ServingModel> Application::promote(const std::string& version) {
+  std::lock_guard lock(promote_mutex_);
+  const auto model = database_.models().find(version);
+  if (!model) throw db::NotFoundError("models.version", "no model version '" + version.substr(0, 128) + "'");
+  // Load beside the serving model first: a bad file never replaces a good one.
+  auto loaded = load_model(*model);
+  database_.models().promote(version);
+  std::shared_ptr<const ServingModel> serving = std::move(loaded);
+  model_.store(serving);
+  metrics_->set_model(serving->version);
+  spdlog::info("promoted model {} (sha256 {})", serving->version, serving->sha256);
+  return serving;
+}
+
+std::uint64_t Application::random64() {
+  return splitmix64(rng_counter_.fetch_add(0x9e3779b97f4a7c15ULL, std::memory_order_relaxed) + 0x9e3779b97f4a7c15ULL);
+}
+
+std::string Application::new_uuid() {
+  const std::uint64_t hi = (random64() & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
+  const std::uint64_t lo = (random64() & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // variant 10
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%08llx-%04llx-%04llx-%04llx-%012llx", static_cast<unsigned long long>(hi >> 32),
+                static_cast<unsigned long long>((hi >> 16) & 0xffff), static_cast<unsigned long long>(hi & 0xffff),
+                static_cast<unsigned long long>(lo >> 48), static_cast<unsigned long long>(lo & 0xffffffffffffULL));
+  return buf;
+}
+
+bool Application::database_ready() {
+  const std::int64_t now = steady_ms();
+  if (now - ready_checked_ms_.load() < 500) return ready_.load();
+  ready_checked_ms_.store(now);
+  try {
+    database_.pool().run([](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      tx.exec1("SELECT 1");
+      return 0;
+    });
+    ready_.store(true);
+  } catch (const std::exception& e) {
+    if (ready_.exchange(false)) spdlog::warn("readiness: database unavailable: {}", e.what());
+  }
+  return ready_.load();
+}
+
+void Application::flush(std::chrono::steady_clock::time_point deadline) { decision_log_->stop(deadline); }
+
+}  // namespace forkcast::service

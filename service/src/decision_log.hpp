@@ -1,0 +1,62 @@
+// The asynchronous decision log: a recommendation is answered without waiting for its
+// decision row; one writer thread stores queued decisions in batches (one statement and one
+// COMMIT per batch, DecisionRepository::record_batch). Nothing is dropped silently:
+//   - a full queue refuses the decision (enqueue returns 0): the response says so in a
+//     header and forkcast_decisions_log_failed_total counts it;
+//   - while the database is unreachable the writer keeps the batch and retries with
+//     backoff (decisions wait in the queue, which then fills);
+//   - a batch the database rejects for its content is retried one decision at a time, so
+//     only the bad decision is lost — logged and counted.
+// Feedback on a decision first waits until that decision is stored (wait_stored), so the
+// feedback row's foreign key always finds it.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "forkcast/db/repositories.hpp"
+
+namespace forkcast::service {
+
+class Metrics;
+
+class DecisionLog {
+ public:
+  DecisionLog(db::DecisionRepository& repository, std::size_t capacity, Metrics& metrics);
+  ~DecisionLog();  // stops the writer after a last attempt to drain (see stop)
+
+  // Queues a decision (event_id and decided_at set). Returns its sequence number (> 0),
+  // or 0 when the queue is full. Never blocks on the database.
+  std::uint64_t enqueue(db::Decision decision);
+  // Waits until decision `sequence` has been stored or given up on (true when stored or
+  // dropped, false at the deadline).
+  bool wait_stored(std::uint64_t sequence, std::chrono::steady_clock::time_point deadline);
+  // Waits until everything queued so far is handled (or the deadline), then stops the writer.
+  void stop(std::chrono::steady_clock::time_point deadline);
+
+  std::size_t queued() const;
+
+ private:
+  void run();
+  void store(std::vector<db::Decision>& batch);
+
+  db::DecisionRepository& repository_;
+  const std::size_t capacity_;
+  Metrics& metrics_;
+  mutable std::mutex mutex_;
+  std::condition_variable work_cv_;   // the writer waits for decisions
+  std::condition_variable done_cv_;   // callers wait for progress
+  std::deque<db::Decision> queue_;
+  std::uint64_t next_sequence_ = 1;   // of the next enqueued decision
+  std::uint64_t handled_through_ = 0;  // every sequence <= this is stored or dropped
+  bool stopping_ = false;
+  std::chrono::steady_clock::time_point stop_deadline_{};
+  std::thread writer_;
+};
+
+}  // namespace forkcast::service

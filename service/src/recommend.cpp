@@ -1,0 +1,382 @@
+// The learning loop's routes: recommendations (score, explore, log), feedback (durable,
+// then the user's state moves) and meals eaten outside recommendations.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "decision_log.hpp"
+#include "forkcast/env/mealsim.hpp"
+#include "forkcast/policy/explore.hpp"
+#include "handlers.hpp"
+#include "metrics.hpp"
+#include "user_directory.hpp"
+
+namespace forkcast::service {
+
+using nlohmann::json;
+
+namespace {
+
+const std::vector<std::string_view> kSlotNames = {"breakfast", "lunch", "dinner", "snack"};
+
+// Per-thread scratch of the recommendation hot path, sized once: scoring allocates nothing.
+struct Scratch {
+  const policy::PolicySnapshot* workspace_for = nullptr;
+  std::optional<policy::ScoringWorkspace> workspace;
+  std::array<float, env::kObservationSize> observation{};
+  std::vector<float> recency = std::vector<float>(policy::kMaxCandidates);
+  std::vector<float> scores = std::vector<float>(policy::kMaxCandidates);
+  std::vector<double> pmf = std::vector<double>(policy::kMaxCandidates);
+  std::vector<std::int32_t> order = std::vector<std::int32_t>(policy::kMaxCandidates);
+
+  policy::ScoringWorkspace& workspace_of(const policy::PolicySnapshot& snapshot) {
+    if (workspace_for != &snapshot) {  // a promoted model may have other layer sizes
+      workspace.emplace(snapshot.make_workspace());
+      workspace_for = &snapshot;
+    }
+    return *workspace;
+  }
+};
+
+double serving_epsilon(const config::ExplorationConfig& c, std::int64_t decisions) {
+  return policy::epsilon_exponential(c.serving_epsilon_max, std::min(c.serving_epsilon_min, c.serving_epsilon_max),
+                                     c.serving_decay, decisions);
+}
+
+// Short, factual reasons for a suggestion, from the user's day so far.
+json reasons_for(const env::Meal& meal, const UserSession& session, double recency) {
+  json reasons = json::array();
+  const env::UserTracker& t = session.tracker;
+  const double left_kcal = t.kcal_target() - t.state().intake_today.kcal;
+  const double kcal = std::round(meal.per_serving.kcal);
+  if (left_kcal > 0 && meal.per_serving.kcal <= left_kcal) {
+    reasons.push_back("fits the " + std::to_string(static_cast<long>(std::round(left_kcal))) + " kcal left today (" +
+                      std::to_string(static_cast<long>(kcal)) + " kcal)");
+  } else {
+    reasons.push_back(std::to_string(static_cast<long>(kcal)) + " kcal, more than the " +
+                      std::to_string(static_cast<long>(std::max(0.0, std::round(left_kcal)))) + " kcal left today");
+  }
+  const double protein_left = t.protein_target_g() - t.state().intake_today.protein_g;
+  if (meal.per_serving.protein_g >= 20 && protein_left > 0) {
+    reasons.push_back(std::to_string(static_cast<long>(std::round(meal.per_serving.protein_g))) + " g protein toward the " +
+                      std::to_string(static_cast<long>(std::round(protein_left))) + " g still to go");
+  }
+  if (recency == 0.0) reasons.push_back("not eaten recently");
+  const env::UserProfile& p = session.profile.profile;
+  if (meal.prep_min <= std::min(20.0, p.cook_time_min)) {
+    reasons.push_back("ready in " + std::to_string(static_cast<long>(std::round(meal.prep_min))) + " min");
+  }
+  if (meal.cost_usd <= p.budget_usd) {
+    char cost[32];
+    std::snprintf(cost, sizeof cost, "%.2f", meal.cost_usd);
+    reasons.push_back(std::string("within your budget ($") + cost + ")");
+  }
+  return reasons;
+}
+
+const RecentDecision* find_recent(const UserSession& session, std::string_view event_id) {
+  for (auto it = session.recent.rbegin(); it != session.recent.rend(); ++it) {
+    if (it->event_id == event_id) return &*it;
+  }
+  return nullptr;
+}
+
+std::int32_t meal_index(const env::Catalog& catalog, const std::string& id, const char* field) {
+  const auto m = catalog.find_meal(id);
+  if (!m) throw ApiError(http::status::not_found, "not_found", std::string(field) + ": no meal \"" + id.substr(0, 64) + "\"", field);
+  return static_cast<std::int32_t>(*m);
+}
+
+}  // namespace
+
+Response handle_recommend(Application& app, const Request& request, Call& call) {
+  JsonBody body = JsonBody::parse(request.body());
+  const std::string user_id = body.string("user_id", 64);
+  const auto slot_name = body.optional_choice("slot", kSlotNames);
+  const auto time = body.optional_string("time", 64);
+  const auto& policy_config = app.config().policy;
+  const int n = static_cast<int>(body.optional_int("n", 1, policy_config.max_n).value_or(policy_config.default_n));
+  const bool with_advice = body.optional_bool("advice").value_or(false);
+  body.finish();
+  require_user(call, user_id);
+  if (with_advice && !call.on_worker) throw RerunOnWorker{};
+  const db::Timestamp at = time ? parse_time(*time, "time") : db::now_timestamp();
+  auto session = app.users().find(user_id);
+  if (!session) throw ApiError(http::status::not_found, "not_found", "no user " + user_id, "user_id");
+  const auto model = app.model();
+  const env::Catalog& catalog = app.catalog();
+
+  thread_local Scratch scratch;
+  json meals = json::array();
+  db::Decision decision;
+  double epsilon = 0;
+  std::int64_t step = 0;
+  bool logged = false;
+  std::optional<AdviceRequest> advice_request;
+  {
+    std::lock_guard lock(session->mutex);
+    const int offset = session->profile.utc_offset_min;
+    const env::Slot slot = slot_name ? *env::parse_slot(*slot_name) : local_slot(at, offset);
+    app.users().advance_to(*session, local_day(at, offset), slot);
+    env::UserTracker& tracker = session->tracker;
+    step = tracker.state().step;
+    tracker.write_observation(scratch.observation);
+    if (tracker.slot() != slot) {
+      // A slot earlier than the state's (a late request): the state is not rewound; only
+      // the slot the policy is asked about changes.
+      std::fill_n(scratch.observation.begin() + env::kObsSlot, env::kNumSlots, 0.0F);
+      scratch.observation[static_cast<std::size_t>(env::kObsSlot) + static_cast<std::size_t>(slot)] = 1.0F;
+    }
+    // The hard mask: only the slot's meals that respect diet and allergens are candidates.
+    const std::vector<std::int32_t>& candidates = session->allowed[static_cast<std::size_t>(slot)];
+    const std::size_t count = candidates.size();
+    if (count == 0) {
+      throw ApiError(http::status::conflict, "no_candidates", "no safe meal for this slot and profile", "slot");
+    }
+    for (std::size_t i = 0; i < count; ++i) scratch.recency[i] = static_cast<float>(tracker.meal_recency(candidates[i]));
+    const std::span<float> scores(scratch.scores.data(), count);
+    model->snapshot->score(scratch.observation, candidates, std::span<const float>(scratch.recency.data(), count),
+                           scores, scratch.workspace_of(*model->snapshot));
+    epsilon = serving_epsilon(app.config().exploration, session->decisions);
+    const std::span<double> pmf(scratch.pmf.data(), count);
+    policy::epsilon_greedy_pmf(std::span<const float>(scores), {}, epsilon, pmf);
+    const std::uint64_t draw_seed = app.random64();
+    const std::size_t chosen = policy::sample_from_pmf(std::span<const double>(pmf), draw_seed);
+    const std::size_t greedy = policy::argmax_masked(std::span<const float>(scores), {});
+    // Rank: the drawn meal first (it is what the policy acts on), then by score.
+    std::iota(scratch.order.begin(), scratch.order.begin() + static_cast<std::ptrdiff_t>(count), 0);
+    std::stable_sort(scratch.order.begin(), scratch.order.begin() + static_cast<std::ptrdiff_t>(count),
+                     [&](std::int32_t a, std::int32_t b) {
+                       if ((a == static_cast<std::int32_t>(chosen)) != (b == static_cast<std::int32_t>(chosen)))
+                         return a == static_cast<std::int32_t>(chosen);
+                       return scores[static_cast<std::size_t>(a)] > scores[static_cast<std::size_t>(b)];
+                     });
+    const std::size_t shown = std::min<std::size_t>(static_cast<std::size_t>(n), count);
+
+    decision.event_id = app.new_uuid();
+    db::NewDecision& d = decision.logged;
+    d.user_id = session->id;
+    d.decided_at = db::now_timestamp();
+    d.slot = static_cast<db::Slot>(slot);
+    d.model_version = model->version;
+    d.policy = "epsilon_greedy";
+    d.epsilon = epsilon;
+    d.candidates.reserve(count);
+    d.scores.reserve(count);
+    d.probabilities.reserve(count);
+    for (std::size_t i = 0; i < count; ++i) {
+      d.candidates.push_back(catalog.meals()[static_cast<std::size_t>(candidates[i])].id);
+      d.scores.push_back(scores[i]);
+      d.probabilities.push_back(pmf[i]);
+    }
+    d.chosen = d.candidates[chosen];
+    d.state_features.assign(scratch.observation.begin(), scratch.observation.end());
+    d.context = {{"draw_seed", draw_seed}, {"step", step}, {"greedy", d.candidates[greedy]}, {"n", n}};
+
+    RecentDecision recent;
+    recent.event_id = decision.event_id;
+    recent.slot = slot;
+    recent.step = step;
+    recent.chosen = candidates[chosen];
+    for (std::size_t r = 0; r < shown; ++r) {
+      const auto i = static_cast<std::size_t>(scratch.order[r]);
+      const env::Meal& meal = catalog.meals()[static_cast<std::size_t>(candidates[i])];
+      d.ranked.push_back(meal.id);
+      recent.ranked.push_back(candidates[i]);
+      json item = {{"rank", r + 1},
+                   {"meal_id", meal.id},
+                   {"name", meal.name},
+                   {"cuisine", meal.cuisine},
+                   {"prep_min", meal.prep_min},
+                   {"nutrition", nutrition_json(meal.per_serving)},
+                   {"score", scores[i]},
+                   {"probability", pmf[i]},
+                   {"reasons", reasons_for(meal, *session, scratch.recency[i])}};
+      meals.push_back(std::move(item));
+    }
+    recent.log_sequence = app.decision_log().enqueue(decision);
+    session->recent.push_back(std::move(recent));
+    if (session->recent.size() > UserDirectory::kRecentDecisions) session->recent.pop_front();
+    ++session->decisions;
+    app.metrics().recommendations().Increment();
+    if (chosen != greedy) app.metrics().explored().Increment();
+    app.metrics().epsilon().Set(epsilon);
+    logged = session->recent.back().log_sequence != 0;
+    if (with_advice) {
+      advice_request = make_advice_request(*session, catalog.meals()[static_cast<std::size_t>(candidates[chosen])], slot);
+    }
+  }
+  json out = {{"event_id", decision.event_id},
+              {"user_id", user_id},
+              {"model_version", model->version},
+              {"slot", kSlotNames[static_cast<std::size_t>(decision.logged.slot)]},
+              {"epsilon", epsilon},
+              {"meals", std::move(meals)}};
+  if (advice_request) out["advice"] = advice_for(app, *advice_request, nullptr);
+  Response response = json_response(request, http::status::ok, out);
+  // The decision could not be queued for the log (queue full): say so rather than drop it
+  // silently; feedback on this event will be refused (404).
+  response.set("X-Forkcast-Decision-Log", logged ? "queued" : "failed");
+  return response;
+}
+
+Response handle_feedback(Application& app, const Request& request, Call& call) {
+  JsonBody body = JsonBody::parse(request.body());
+  const std::string event_id = body.string("event_id", 64);
+  const std::string meal_id = body.string("meal_id", 200);
+  const auto outcome_name = body.optional_choice("outcome", {"accepted", "rejected", "eaten", "skipped"});
+  if (!outcome_name) throw bad_request("missing_field", "outcome: is required", "outcome");
+  const auto rating = body.optional_int("rating", 1, 5);
+  const std::string key = body.string("idempotency_key", 255);
+  body.finish();
+  if (call.principal.user_id.empty() && !call.principal.admin) {
+    throw ApiError(http::status::unauthorized, "missing_credentials", "this route needs a bearer token", "Authorization");
+  }
+  const auto not_found = [&] {
+    return ApiError(http::status::not_found, "not_found", "no recommendation event " + event_id.substr(0, 64), "event_id");
+  };
+  if (!db::is_uuid(event_id)) throw not_found();
+
+  // Find the decision: in the user's recent ones (memory), else in the database.
+  std::shared_ptr<UserSession> session;
+  std::uint64_t log_sequence = 0;
+  std::vector<std::string> ranked;
+  if (!call.principal.user_id.empty()) {
+    session = app.users().find(call.principal.user_id);
+    if (!session) throw not_found();
+    std::lock_guard lock(session->mutex);
+    if (const RecentDecision* r = find_recent(*session, event_id)) {
+      log_sequence = r->log_sequence;
+      if (log_sequence == 0) throw not_found();  // never logged (the response said so)
+      for (const auto m : r->ranked) ranked.push_back(app.catalog().meals()[static_cast<std::size_t>(m)].id);
+    }
+  }
+  if (ranked.empty()) {
+    const auto stored = app.database().decisions().find(event_id);
+    if (!stored) throw not_found();
+    if (!call.principal.admin && stored->logged.user_id != call.principal.user_id) throw not_found();
+    if (!session) session = app.users().find(stored->logged.user_id);
+    if (!session) throw not_found();
+    ranked = stored->logged.ranked;
+  }
+  if (std::find(ranked.begin(), ranked.end(), meal_id) == ranked.end()) {
+    throw bad_request("invalid_value", "meal_id: \"" + meal_id.substr(0, 64) + "\" was not recommended in event " + event_id,
+                      "meal_id");
+  }
+  // The feedback row references the decision: wait until the decision log stored it.
+  if (log_sequence > 0 &&
+      !app.decision_log().wait_stored(log_sequence, std::chrono::steady_clock::now() +
+                                                         std::chrono::milliseconds(app.config().database.checkout_timeout_ms))) {
+    throw db::DatabaseUnavailable("the decision of this event is not stored yet");
+  }
+  const db::Outcome outcome = db::outcome_from_name(*outcome_name);
+  const bool ate = outcome == db::Outcome::accepted || outcome == db::Outcome::eaten;
+  db::NewFeedback feedback;
+  feedback.event_id = event_id;
+  feedback.meal_id = meal_id;
+  feedback.outcome = outcome;
+  if (rating) feedback.rating = static_cast<int>(*rating);
+  // The reward logged for off-policy evaluation: acceptance, nudged by the rating.
+  feedback.reward = (ate ? 1.0 : 0.0) + (rating ? 0.1 * (static_cast<double>(*rating) - 3.0) : 0.0);
+  feedback.idempotency_key = key;
+  const db::FeedbackResult result = app.database().feedback_writer().submit(feedback);  // after COMMIT
+  if (result.duplicate) {
+    app.metrics().feedback_duplicates().Increment();
+    return json_response(request, http::status::ok,
+                         {{"feedback_id", result.feedback_id}, {"duplicate", true}, {"event_id", event_id}});
+  }
+  app.metrics().feedback_committed().Increment();
+  bool state_saved = true;
+  {
+    std::lock_guard lock(session->mutex);
+    const std::int32_t meal = meal_index(app.catalog(), meal_id, "meal_id");
+    if (outcome != db::Outcome::skipped) session->tracker.record_offer(meal, ate);
+    if (ate) session->tracker.record_eaten(meal, 1.0);
+    try {
+      app.users().persist(*session);
+    } catch (const std::exception&) {
+      state_saved = false;  // the feedback is durable; the state is written with the next change
+    }
+  }
+  Response response = json_response(request, http::status::created,
+                                     {{"feedback_id", result.feedback_id}, {"duplicate", false}, {"event_id", event_id}});
+  if (!state_saved) response.set("X-Forkcast-State", "pending");
+  return response;
+}
+
+Response handle_log_meal(Application& app, const Request& request, Call& call) {
+  JsonBody body = JsonBody::parse(request.body());
+  const std::string user_id = body.string("user_id", 64);
+  const std::string meal_id = body.string("meal_id", 200);
+  const auto slot_name = body.optional_choice("slot", kSlotNames);
+  const auto time = body.optional_string("time", 64);
+  const double servings = body.optional_number("servings", 0.1, 10).value_or(1.0);
+  const auto key = body.optional_string("idempotency_key", 255);
+  const auto event_id = body.optional_string("event_id", 64);
+  body.finish();
+  require_user(call, user_id);
+  auto session = app.users().find(user_id);
+  if (!session) throw ApiError(http::status::not_found, "not_found", "no user " + user_id, "user_id");
+  const std::int32_t meal = meal_index(app.catalog(), meal_id, "meal_id");
+  if (event_id && !db::is_uuid(*event_id)) throw bad_request("invalid_value", "event_id: not a UUID", "event_id");
+  const db::Timestamp at = time ? parse_time(*time, "time") : db::now_timestamp();
+  const int offset = session->profile.utc_offset_min;
+  const env::Slot slot = slot_name ? *env::parse_slot(*slot_name) : local_slot(at, offset);
+
+  db::NewMealLogEntry entry;
+  entry.user_id = user_id;
+  entry.meal_id = meal_id;
+  entry.slot = static_cast<db::Slot>(slot);
+  entry.eaten_at = at;
+  entry.servings = servings;
+  entry.event_id = event_id;
+  entry.idempotency_key = key;
+  const db::MealLogResult result = app.database().meal_log().add(entry);
+  if (!result.duplicate) {
+    std::lock_guard lock(session->mutex);
+    app.users().advance_to(*session, local_day(at, offset), slot);
+    session->tracker.record_eaten(meal, servings);
+    app.users().persist(*session);
+  }
+  return json_response(request, result.duplicate ? http::status::ok : http::status::created,
+                       {{"id", result.entry.id}, {"duplicate", result.duplicate}, {"meal_id", meal_id},
+                        {"slot", kSlotNames[static_cast<std::size_t>(slot)]}, {"servings", servings}});
+}
+
+Response handle_get_state(Application& app, const Request& request, Call& call) {
+  const std::string user_id(call.params.at(0));
+  require_user(call, user_id);
+  auto session = app.users().find(user_id);
+  if (!session) throw ApiError(http::status::not_found, "not_found", "no user " + user_id.substr(0, 64), "id");
+  std::lock_guard lock(session->mutex);
+  const int offset = session->profile.utc_offset_min;
+  const db::Timestamp now = db::now_timestamp();
+  // Show the state as of now (a new day starts with nothing eaten) without storing the move.
+  const std::int64_t day = local_day(now, offset);
+  app.users().advance_to(*session, day, local_slot(now, offset));
+  const env::UserTracker& t = session->tracker;
+  const auto& s = t.state();
+  json recent = json::array();
+  for (auto it = session->recent.rbegin(); it != session->recent.rend() && recent.size() < 5; ++it) {
+    recent.push_back({{"event_id", it->event_id},
+                      {"slot", kSlotNames[static_cast<std::size_t>(it->slot)]},
+                      {"chosen", app.catalog().meals()[static_cast<std::size_t>(it->chosen)].id}});
+  }
+  return json_response(
+      request, http::status::ok,
+      {{"user_id", user_id},
+       {"date", format_date(session->first_day + s.step / env::kNumSlots)},
+       {"day_index", s.step / env::kNumSlots},
+       {"slot", kSlotNames[static_cast<std::size_t>(t.slot())]},
+       {"intake_today", nutrition_json(s.intake_today)},
+       {"targets", targets_json(session->profile.profile)},
+       {"remaining_kcal", std::round(t.kcal_target() - s.intake_today.kcal)},
+       {"remaining_protein_g", std::round(t.protein_target_g() - s.intake_today.protein_g)},
+       {"hunger", std::round(s.hunger * 100) / 100},
+       {"acceptance_rate", std::round((s.accepted_decayed + 0.5) / (s.offered_decayed + 1.0) * 100) / 100},
+       {"recommendations_served", session->decisions},
+       {"epsilon", serving_epsilon(app.config().exploration, session->decisions)},
+       {"recent_recommendations", recent}});
+}
+
+}  // namespace forkcast::service

@@ -1,0 +1,248 @@
+#include "forkcast/service/router.hpp"
+
+#include <openssl/crypto.h>
+#include <spdlog/spdlog.h>
+
+#include <array>
+
+#include "forkcast/db/errors.hpp"
+#include "handlers.hpp"
+#include "metrics.hpp"
+#include "rate_limiter.hpp"
+#include "user_directory.hpp"
+
+namespace forkcast::service {
+
+using nlohmann::json;
+
+namespace {
+
+struct Route {
+  RouteInfo info;
+  Handler handler;
+};
+
+using http::verb;
+// Order matters only for the OpenAPI test and docs; patterns never overlap.
+const std::array<Route, 18> kRoutes = {{
+    {{verb::post, "/v1/users", "users_create", RunsOn::worker, false}, handle_create_user},
+    {{verb::get, "/v1/users/{id}", "users_get", RunsOn::worker, false}, handle_get_user},
+    {{verb::patch, "/v1/users/{id}", "users_patch", RunsOn::worker, false}, handle_patch_user},
+    {{verb::get, "/v1/users/{id}/state", "users_state", RunsOn::worker, false}, handle_get_state},
+    {{verb::post, "/v1/recommendations", "recommendations", RunsOn::io, false}, handle_recommend},
+    {{verb::post, "/v1/feedback", "feedback", RunsOn::worker, false}, handle_feedback},
+    {{verb::post, "/v1/meals/log", "meals_log", RunsOn::worker, false}, handle_log_meal},
+    {{verb::get, "/v1/meals", "meals_list", RunsOn::io, false}, handle_list_meals},
+    {{verb::get, "/v1/meals/{id}", "meals_get", RunsOn::io, false}, handle_get_meal},
+    {{verb::post, "/v1/advice", "advice", RunsOn::worker, false}, handle_advice},
+    {{verb::get, "/v1/models", "models_list", RunsOn::worker, true}, handle_list_models},
+    {{verb::post, "/v1/models/{version}/promote", "models_promote", RunsOn::worker, true}, handle_promote_model},
+    {{verb::get, "/livez", "livez", RunsOn::io, false}, handle_livez},
+    {{verb::get, "/readyz", "readyz", RunsOn::worker, false}, handle_readyz},
+    {{verb::get, "/metrics", "metrics", RunsOn::io, false}, handle_metrics},
+    {{verb::get, "/openapi.json", "openapi", RunsOn::io, false}, handle_openapi},
+    {{verb::get, "/", "demo_page", RunsOn::io, false}, handle_demo_page},
+    {{verb::head, "/livez", "livez_head", RunsOn::io, false}, handle_livez},
+}};
+
+const std::array<RouteInfo, kRoutes.size()> kRouteInfos = [] {
+  std::array<RouteInfo, kRoutes.size()> out{};
+  for (std::size_t i = 0; i < kRoutes.size(); ++i) out[i] = kRoutes[i].info;
+  return out;
+}();
+
+// Matches `path` (no query) against a pattern, collecting {param} segments.
+bool match_pattern(std::string_view pattern, std::string_view path, std::vector<std::string_view>* params) {
+  while (!pattern.empty() && !path.empty()) {
+    if (pattern.front() != '/' || path.front() != '/') return false;
+    pattern.remove_prefix(1);
+    path.remove_prefix(1);
+    const auto pattern_end = std::min(pattern.find('/'), pattern.size());
+    const auto path_end = std::min(path.find('/'), path.size());
+    const std::string_view p = pattern.substr(0, pattern_end), s = path.substr(0, path_end);
+    if (!p.empty() && p.front() == '{') {
+      if (s.empty()) return false;
+      if (params) params->push_back(s);
+    } else if (p != s) {
+      return false;
+    }
+    pattern.remove_prefix(pattern_end);
+    path.remove_prefix(path_end);
+  }
+  return pattern.empty() && path.empty();
+}
+
+std::string_view path_of(std::string_view target) { return target.substr(0, std::min(target.find('?'), target.size())); }
+
+bool constant_time_equal(std::string_view a, std::string_view b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+Principal authenticate(Application& app, const Request& request, const RequestContext& context) {
+  Principal principal;
+  const auto header = request.find(http::field::authorization);
+  if (header == request.end()) {
+    principal.rate_key = "peer:" + context.peer;
+    return principal;
+  }
+  const std::string_view value = header->value();
+  constexpr std::string_view kBearer = "Bearer ";
+  if (value.size() <= kBearer.size() || value.substr(0, kBearer.size()) != kBearer) {
+    throw ApiError(http::status::unauthorized, "invalid_credentials",
+                   "Authorization: expected \"Bearer <token>\"", "Authorization");
+  }
+  const std::string_view token = value.substr(kBearer.size());
+  const std::string& admin_key = app.config().server.admin_api_key;
+  if (!admin_key.empty() && constant_time_equal(token, admin_key)) {
+    principal.admin = true;
+    principal.rate_key = "admin";
+    return principal;
+  }
+  if (token.size() > 256) {
+    throw ApiError(http::status::unauthorized, "invalid_credentials", "unknown bearer token", "Authorization");
+  }
+  std::string hash = db::token_sha256(token);
+  const auto user = app.users().user_for_token(hash);
+  if (!user) throw ApiError(http::status::unauthorized, "invalid_credentials", "unknown bearer token", "Authorization");
+  principal.user_id = *user;
+  principal.rate_key = std::move(hash);
+  return principal;
+}
+
+Response error_from(const Request& request, http::status status, std::string_view code, std::string_view message,
+                    std::string_view field) {
+  json error = {{"code", code}, {"message", message}};
+  if (!field.empty()) error["field"] = field;
+  auto response = json_response(request, status, {{"error", error}});
+  return response;
+}
+
+}  // namespace
+
+std::span<const RouteInfo> routes() { return kRouteInfos; }
+
+int match_route(http::verb method, std::string_view target) {
+  const std::string_view path = path_of(target);
+  for (std::size_t i = 0; i < kRoutes.size(); ++i) {
+    if (kRoutes[i].info.method == method && match_pattern(kRoutes[i].info.pattern, path, nullptr)) {
+      return static_cast<int>(i);
+    }
+  }
+  return -1;
+}
+
+RunsOn runs_on(http::verb method, std::string_view target) {
+  const int route = match_route(method, target);
+  return route < 0 ? RunsOn::io : kRoutes[static_cast<std::size_t>(route)].info.runs_on;
+}
+
+void require_user(const Call& call, std::string_view user_id) {
+  if (call.principal.admin) return;
+  if (call.principal.user_id.empty()) {
+    throw ApiError(http::status::unauthorized, "missing_credentials",
+                   "this route needs a bearer token (Authorization: Bearer <token>)", "Authorization");
+  }
+  if (call.principal.user_id != user_id) {
+    throw ApiError(http::status::forbidden, "forbidden", "this token does not own user " + std::string(user_id.substr(0, 64)),
+                   "user_id");
+  }
+}
+
+void require_admin(const Call& call) {
+  if (call.principal.admin) return;
+  if (call.principal.user_id.empty()) {
+    throw ApiError(http::status::unauthorized, "missing_credentials", "this route needs the admin API key",
+                   "Authorization");
+  }
+  throw ApiError(http::status::forbidden, "forbidden", "this route needs the admin API key, not a user token",
+                 "Authorization");
+}
+
+Response json_response(const Request& request, http::status status, const json& body) {
+  Response response{status, request.version()};
+  response.set(http::field::content_type, "application/json");
+  response.keep_alive(request.keep_alive());
+  response.body() = body.dump(-1, ' ', false, json::error_handler_t::replace);
+  response.prepare_payload();
+  return response;
+}
+
+Response error_response(http::status status, std::string_view code, std::string_view message, std::string_view field,
+                        unsigned version) {
+  Request request{http::verb::get, "/", version};
+  request.keep_alive(false);
+  return error_from(request, status, code, message, field);
+}
+
+Response handle(Application& app, const Request& request, const RequestContext& context, StreamedResponse* streamed,
+                bool* rerun_on_worker) {
+  const auto started = std::chrono::steady_clock::now();
+  int route = -1;
+  Response response;
+  try {
+    const std::string_view target = request.target();
+    const std::string_view path = path_of(target);
+    Call call{context, {}, {}, rerun_on_worker == nullptr, streamed};
+    bool path_known = false;
+    for (std::size_t i = 0; i < kRoutes.size(); ++i) {
+      std::vector<std::string_view> params;
+      if (!match_pattern(kRoutes[i].info.pattern, path, &params)) continue;
+      path_known = true;
+      if (kRoutes[i].info.method != request.method()) continue;
+      route = static_cast<int>(i);
+      call.params = std::move(params);
+      break;
+    }
+    if (route < 0) {
+      if (path_known) {
+        response = error_from(request, http::status::method_not_allowed, "method_not_allowed",
+                              "method " + std::string(request.method_string()) + " is not allowed on " +
+                                  std::string(path.substr(0, 200)), "");
+      } else {
+        response = error_from(request, http::status::not_found, "not_found", "no route " + std::string(path.substr(0, 200)), "");
+      }
+    } else {
+      call.principal = authenticate(app, request, context);
+      if (const int wait_s = app.rate_limiter().acquire(call.principal.rate_key); wait_s > 0) {
+        app.metrics().rate_limited().Increment();
+        ApiError limited(http::status::too_many_requests, "rate_limited", "too many requests for this key; retry later");
+        limited.retry_after_s = wait_s;
+        throw limited;
+      }
+      const Route& r = kRoutes[static_cast<std::size_t>(route)];
+      if (r.info.admin) require_admin(call);
+      response = r.handler(app, request, call);
+    }
+  } catch (const RerunOnWorker&) {
+    if (rerun_on_worker != nullptr) {
+      *rerun_on_worker = true;
+      return response;
+    }
+    response = error_from(request, http::status::internal_server_error, "internal_error",
+                          "internal error (request id " + context.request_id + ")", "");
+  } catch (const ApiError& e) {
+    response = error_from(request, e.status(), e.code(), e.what(), e.field());
+    if (e.retry_after_s > 0) response.set(http::field::retry_after, std::to_string(e.retry_after_s));
+  } catch (const db::NotFoundError& e) {
+    response = error_from(request, http::status::not_found, "not_found", e.what(), e.field());
+  } catch (const db::ConflictError& e) {
+    response = error_from(request, http::status::conflict, "conflict", e.what(), e.field());
+  } catch (const db::DatabaseUnavailable& e) {
+    response = error_from(request, http::status::service_unavailable, "database_unavailable",
+                          "the database is unavailable; retry (with the same idempotency key)", "");
+    response.set(http::field::retry_after, "1");
+  } catch (const std::invalid_argument& e) {
+    response = error_from(request, http::status::bad_request, "invalid_argument", e.what(), "");
+  } catch (const std::exception& e) {
+    spdlog::error("request {} {} {}: {}", context.request_id, std::string(request.method_string()),
+                  std::string(path_of(request.target()).substr(0, 200)), e.what());
+    response = error_from(request, http::status::internal_server_error, "internal_error",
+                          "internal error (request id " + context.request_id + ")", "");
+  }
+  response.set("X-Request-Id", context.request_id);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  app.metrics().record_request(route, response.result_int(), seconds);
+  return response;
+}
+
+}  // namespace forkcast::service
