@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "commands.hpp"
+#include "forkcast/advice/engine.hpp"
 #include "forkcast/db/database.hpp"
 #include "forkcast/db/instance.hpp"
 #include "forkcast/env/catalog.hpp"
@@ -43,10 +44,28 @@ void run_serve(const GlobalOptions& global, const ServeCli& cli) {
   }
   {
     db::Database database(db::database_options(config.database, url));
+    // The advice model: a bad or unknown file never stops the service; it answers with
+    // template advice and says why.
+    std::unique_ptr<advice::AdviceEngine> engine;
+    if (config.advice.enabled) {
+      advice::EngineOptions advice_options;
+      advice_options.model_path = config.advice.model_path;
+      advice_options.allow_unknown_model = config.advice.allow_unknown_model;
+      advice_options.contexts = config.advice.contexts;
+      advice_options.queue_capacity = config.advice.queue_capacity;
+      advice_options.threads = config.advice.threads;
+      advice_options.max_new_tokens = config.advice.max_new_tokens;
+      engine = std::make_unique<advice::AdviceEngine>(advice_options);
+      if (engine->ready()) {
+        spdlog::info("advice model {} loaded", engine->model_info().path);
+      } else {
+        spdlog::warn("advice model not loaded ({}); answering with template advice", engine->load_error());
+      }
+    }
     service::ApplicationOptions options;
     options.config = config;
     options.default_model = std::filesystem::path(config.policy.model_dir) / "mealsim-dqn-default.safetensors";
-    service::Application app(options, catalog, database);
+    service::Application app(options, catalog, database, engine.get());
     service::Server server(app, config.server);
     const auto model = app.model();
     std::cout << "forkcast serving on http://" << config.server.host << ":" << server.port() << "/  (model "

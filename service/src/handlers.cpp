@@ -1,11 +1,14 @@
 // Users, meals, models, operations and advice routes.
+#include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
 #include <charconv>
+#include <cmath>
 #include <chrono>
 #include <cstdio>
 
 #include "decision_log.hpp"
+#include "forkcast/advice/engine.hpp"
 #include "forkcast/advice/facts.hpp"
 #include "forkcast/advice/from_catalog.hpp"
 #include "forkcast/db/errors.hpp"
@@ -159,10 +162,13 @@ Response handle_create_user(Application& app, const Request& request, Call&) {
   JsonBody body = JsonBody::parse(request.body());
   const ProfileDocument profile = read_profile(body);
   body.finish();
-  // 128 random bits from two draws of the service generator; only the hash is stored.
-  char token[64];
-  std::snprintf(token, sizeof token, "fc_%016llx%016llx", static_cast<unsigned long long>(app.random64()),
-                static_cast<unsigned long long>(app.random64()));
+  // 128 bits from the operating system's CSPRNG (OpenSSL RAND_bytes), never from the
+  // service generator: that one is SplitMix64, whose outputs can be inverted, so a user
+  // could compute the tokens of the users created after them. Only the hash is stored.
+  unsigned char random[16];
+  if (RAND_bytes(random, sizeof random) != 1) throw std::runtime_error("RAND_bytes failed");
+  char token[64] = "fc_";
+  for (std::size_t i = 0; i < sizeof random; ++i) std::snprintf(token + 3 + 2 * i, 3, "%02x", random[i]);
   const auto session = app.users().create(profile, db::token_sha256(token));
   json out = user_json(*session, nullptr);
   out["token"] = token;
@@ -251,10 +257,26 @@ json advice_for(Application& app, const AdviceRequest& r, const std::function<bo
   const advice::DayIntake eaten{r.intake_today.kcal, r.intake_today.protein_g};
   const env::Meal* side = advice::pick_side(app.catalog(), *r.meal, r.profile.profile, eaten);
   const advice::AdviceFacts facts = advice::facts_from_catalog(app.catalog(), *r.meal, r.profile.profile, eaten, side);
-  (void)on_token;
-  const std::string text = advice::template_advice(facts);
-  app.metrics().advice("template_no_engine").Increment();
-  return {{"meal_id", r.meal->id}, {"text", text}, {"source", "template"}, {"fallback_reason", "no_engine"}};
+  advice::AdviceEngine* engine = app.advice();
+  if (engine == nullptr) {
+    // advice.enabled is false: template advice, grounded by construction.
+    app.metrics().advice("template_disabled").Increment();
+    return {{"meal_id", r.meal->id}, {"text", advice::template_advice(facts)}, {"source", "template"},
+            {"fallback_reason", "disabled"}};
+  }
+  advice::TextCallback on_text;
+  if (on_token != nullptr) on_text = [on_token](std::string_view text) { (*on_token)(text); };
+  const advice::AdviceResult result =
+      engine->advise(facts, std::chrono::milliseconds(app.config().advice.timeout_ms), on_text);
+  const bool from_model = result.source == advice::AdviceSource::model;
+  app.metrics().advice(from_model ? "model" : advice::reason_name(result.reason)).Increment();
+  json out = {{"meal_id", r.meal->id},
+              {"text", result.text},
+              {"source", advice::source_name(result.source)},
+              {"generated_tokens", result.generated_tokens},
+              {"latency_ms", std::round(result.total_ms * 10) / 10}};
+  if (!from_model) out["fallback_reason"] = advice::reason_name(result.reason);
+  return out;
 }
 
 Response handle_advice(Application& app, const Request& request, Call& call) {
