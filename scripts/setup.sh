@@ -5,7 +5,8 @@
 # Usage: scripts/setup.sh [--with-peers] [--with-fuzz]
 #   --with-peers  also install the benchmark peers used by bench/: python3-numpy; python3-torch and
 #                 libtorch-dev for the DQN peers (CleanRL's loop, bench_libtorch_dqn_step), and
-#                 libopenblas0-openmp, the OpenBLAS build libtorch's OpenMP threads expect.
+#                 libopenblas0-openmp, the OpenBLAS build libtorch's OpenMP threads expect;
+#                 wrk and curl for the service load benchmark (bench/service/load.sh).
 #   --with-fuzz   also install clang and libFuzzer for tests/fuzz.
 set -euo pipefail
 
@@ -21,7 +22,7 @@ packages=(
 )
 for arg in "$@"; do
   case "$arg" in
-    --with-peers) packages+=(python3-numpy python3-torch libtorch-dev libopenblas0-openmp) ;;
+    --with-peers) packages+=(python3-numpy python3-torch libtorch-dev libopenblas0-openmp wrk curl) ;;
     --with-fuzz) packages+=(clang libclang-rt-14-dev) ;;
     -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown argument '$arg' (allowed: --with-peers, --with-fuzz)" >&2; exit 2 ;;
