@@ -9,6 +9,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -45,28 +46,39 @@ int main(int argc, char** argv) {
       std::ofstream sys(std::filesystem::path(out_dir) / "system.txt", std::ios::binary);
       sys << forkcast::advice::system_prompt();
     }
-    std::ofstream out(std::filesystem::path(out_dir) / "corpus.jsonl", std::ios::binary);
     std::mt19937_64 rng(seed);
-    long written = 0, skipped = 0;
-    std::size_t chars = 0;
-    while (written < examples) {
-      const auto facts = forkcast::advice_lm::sample_facts(catalog, population, split.train, rng);
-      const auto advice = forkcast::advice_lm::sample_advice(facts, rng);
-      if (advice.empty()) {
-        ++skipped;
-        continue;
+    long skipped = 0;
+    // Writes `count` pairs for meals of `meals`; a share of them under made-up names.
+    auto write = [&](const char* file, const std::vector<std::size_t>& meals, long count, double synthetic_share) {
+      std::ofstream out(std::filesystem::path(out_dir) / file, std::ios::binary);
+      std::size_t bytes = 0;
+      for (long written = 0; written < count;) {
+        auto facts = forkcast::advice_lm::sample_facts(catalog, population, meals, rng);
+        if (std::uniform_real_distribution<double>(0, 1)(rng) < synthetic_share) {
+          facts.meal_name = forkcast::advice_lm::synthetic_meal_name(catalog, rng);
+        }
+        const auto advice = forkcast::advice_lm::sample_advice(facts, rng);
+        if (advice.empty()) {
+          ++skipped;
+          continue;
+        }
+        nlohmann::json j;
+        j["prompt"] = forkcast::advice::facts_prompt(facts) + std::string(forkcast::advice::kAdviceCue);
+        j["advice"] = advice;
+        const auto line = j.dump();
+        bytes += line.size() + 1;
+        out << line << "\n";
+        ++written;
       }
-      nlohmann::json j;
-      j["prompt"] = forkcast::advice::facts_prompt(facts) + std::string(forkcast::advice::kAdviceCue);
-      j["advice"] = advice;
-      const auto line = j.dump();
-      chars += line.size();
-      out << line << "\n";
-      ++written;
-    }
-    std::printf("advice_lm_corpus: %ld examples (%ld drawn texts failed grounding and were redrawn), %zu bytes, "
-                "%zu train meals, %zu held out -> %s\n",
-                written, skipped, chars, split.train.size(), split.heldout.size(), out_dir.c_str());
+      return bytes;
+    };
+    const auto train_bytes = write("corpus.jsonl", split.train, examples, 0.25);
+    // Validation pairs on held-out meals (real names): the loss the model card reports.
+    const auto valid_bytes = write("valid.jsonl", split.heldout, std::max(1L, examples / 80), 0.0);
+    std::printf("advice_lm_corpus: %ld training pairs (%zu bytes), %zu validation bytes; %ld drawn texts failed "
+                "grounding and were redrawn; %zu train meals, %zu held out -> %s\n",
+                examples, train_bytes, valid_bytes, skipped, split.train.size(), split.heldout.size(),
+                out_dir.c_str());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "advice_lm_corpus: %s\n", e.what());
     return 1;

@@ -85,9 +85,36 @@ advice::AdviceFacts sample_facts(const env::Catalog& catalog, const env::Populat
     if (chance(0.6, rng)) {
       side = advice::pick_side(catalog, meal, user.profile, eaten,
                                std::uniform_int_distribution<std::size_t>(0, 7)(rng));
+      // Sides only from the same meal list, so held-out meals never appear in the corpus.
+      if (side != nullptr) {
+        const auto index = static_cast<std::size_t>(side - catalog.meals().data());
+        if (!std::binary_search(meals.begin(), meals.end(), index)) side = nullptr;
+      }
     }
     return advice::facts_from_catalog(catalog, meal, user.profile, eaten, side);
   }
+}
+
+std::string synthetic_meal_name(const env::Catalog& catalog, std::mt19937_64& rng) {
+  // Words of real meal names, recombined: the name is then something the model can only
+  // copy from the prompt, never recall, which is what it must do for unseen meals.
+  std::string name;
+  const int words = std::uniform_int_distribution<int>(2, 6)(rng);
+  for (int w = 0; w < words; ++w) {
+    const auto& source = catalog.meals()[std::uniform_int_distribution<std::size_t>(0, catalog.size() - 1)(rng)].name;
+    std::vector<std::string> parts;
+    std::size_t start = 0;
+    for (std::size_t i = 0; i <= source.size(); ++i) {
+      if (i == source.size() || source[i] == ' ') {
+        if (i > start) parts.push_back(source.substr(start, i - start));
+        start = i + 1;
+      }
+    }
+    std::string word = pick(parts, rng);
+    if (w == 0 && !word.empty() && word[0] >= 'a' && word[0] <= 'z') word[0] = static_cast<char>(word[0] - 'a' + 'A');
+    name += (name.empty() ? "" : " ") + word;
+  }
+  return name;
 }
 
 std::string sample_advice(const advice::AdviceFacts& f, std::mt19937_64& rng) {
@@ -132,7 +159,7 @@ std::string sample_advice(const advice::AdviceFacts& f, std::mt19937_64& rng) {
   static const std::vector<std::string> kOver = {
       "It goes {over} kcal past your {day} kcal target, so keep the rest of today light.",
       "Heads up: it puts you {over} kcal over today's budget.",
-      "With {left} kcal left today, it runs {over} kcal over, so go easy later.",
+      "It runs {over} kcal over your {day} kcal target, so go easy later.",
       "It takes you {over} kcal beyond your {day} kcal day.",
   };
   static const std::vector<std::string> kProtein = {

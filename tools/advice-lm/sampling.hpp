@@ -27,6 +27,9 @@ MealSplit split_meals(const env::Catalog& catalog, double heldout_fraction = 0.1
 advice::AdviceFacts sample_facts(const env::Catalog& catalog, const env::Population& population,
                                  const std::vector<std::size_t>& meals, std::mt19937_64& rng);
 
+// A made-up meal name from words of catalog names (corpus augmentation: teaches copying).
+std::string synthetic_meal_name(const env::Catalog& catalog, std::mt19937_64& rng);
+
 // A varied reference advice for the facts: 2-3 sentences, every statement true of the
 // facts. Returns "" when the drawn text would not pass check_grounding (the caller skips).
 std::string sample_advice(const advice::AdviceFacts& facts, std::mt19937_64& rng);
