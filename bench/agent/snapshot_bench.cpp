@@ -1,9 +1,12 @@
 // Serving inference: PolicySnapshot scoring the candidates of one MealSim state, float32
 // (factorized first layer) and int8, single thread — the number to compare with a
 // framework's plain batched forward (bench_nn's BM_PredictCandidates, libtorch's peer).
+// The label names the kernel that ran (avx512, avx2 or generic); FORKCAST_SCORER_ISA=avx2 or
+// none caps it, to measure the narrower kernels on a wider CPU.
 #include <benchmark/benchmark.h>
 
 #include <filesystem>
+#include <string>
 
 #include "forkcast/env/mealsim.hpp"
 #include "forkcast/policy/dqn_training.hpp"
@@ -53,7 +56,8 @@ void BM_SnapshotScore(benchmark::State& state) {
     f.snapshot->score(f.observation, candidates, recency, scores, ws, precision);
     benchmark::DoNotOptimize(scores.data());
   }
-  state.SetLabel(precision == fp::Precision::float32 ? "float32" : "int8");
+  state.SetLabel(std::string(precision == fp::Precision::float32 ? "float32 " : "int8 ") +
+                 f.snapshot->kernel(precision));
 }
 BENCHMARK(BM_SnapshotScore)->Args({240, 0})->Args({240, 1})->Args({100, 0})->Unit(benchmark::kMicrosecond);
 

@@ -6,7 +6,7 @@
 //                                 Huber loss (smooth_l1, beta 1), zero_grad, backward,
 //                                 clip_grad_norm_(10), Adam step.
 //   BM_Predict/<net>/libtorch     one forward under InferenceMode: CartPole nets at batch 1, and
-//                                 240 candidates through 119-128-64-1.
+//                                 240 candidates through 139-128-64-1 (the MealSim scorer).
 //
 // Benchmark names match ours so bench/run_benchmarks.sh can pair them. Built only when CMake
 // finds libtorch (bench/agent/CMakeLists.txt); never part of the default build's needs.
@@ -139,7 +139,7 @@ int main(int argc, char** argv) {
   }
   const Net predict_nets[] = {{"cartpole", {4, 120, 84, 2}, 1},
                               {"cartpole256", {4, 256, 256, 2}, 1},
-                              {"candidates240", {119, 128, 64, 1}, 240}};
+                              {"candidates240", {139, 128, 64, 1}, 240}};  // the MealSim scorer's shape
   for (const auto& net : predict_nets) {
     const std::string name = std::string("BM_Predict/") + net.name + "_" + sizes_name(net.sizes) + "_b" +
                              std::to_string(net.batch) + "/libtorch";

@@ -6,6 +6,7 @@
 #include "forkcast/env/mealsim.hpp"
 #include "forkcast/policy/checkpoint.hpp"
 #include "forkcast/policy/dqn_training.hpp"
+#include "snapshot_kernels.hpp"
 
 namespace forkcast::policy {
 
@@ -18,6 +19,13 @@ ScoringWorkspace::ScoringWorkspace(int input_size, const std::vector<int>& layer
   rows.setZero();
   dynamic.setZero();
   for (std::size_t l = 1; l < layer_sizes.size(); ++l) layers.emplace_back(kMaxCandidates, layer_sizes[l]);
+}
+
+PolicySnapshot::~PolicySnapshot() = default;
+
+const char* PolicySnapshot::kernel(Precision precision) const noexcept {
+  const auto& fused = precision == Precision::int8 ? fused_int8_ : fused_float_;
+  return fused ? detail::isa_name(fused->isa) : "generic";
 }
 
 std::shared_ptr<const PolicySnapshot> PolicySnapshot::load(const std::filesystem::path& model,
@@ -42,6 +50,15 @@ std::shared_ptr<const PolicySnapshot> PolicySnapshot::load(const std::filesystem
   const Eigen::Map<const nn::Matrix<float>> items(catalog.meal_features().data(), static_cast<Eigen::Index>(catalog.size()),
                                                   env::kMealStaticFeatures);
   snapshot->item_part_ = items * snapshot->network_->weight(0).middleCols(env::kObservationSize, env::kMealStaticFeatures).transpose();
+  const auto isa = detail::best_kernel_isa();
+  const std::span<const float> statics(catalog.meal_features().data(),
+                                       catalog.size() * static_cast<std::size_t>(env::kMealStaticFeatures));
+  const int meals = static_cast<int>(catalog.size());
+  snapshot->fused_float_ = detail::make_fused_scorer(*snapshot->network_, nullptr, env::kObservationSize,
+                                                     env::kCandidateDynamicFeatures, statics, meals, isa);
+  snapshot->fused_int8_ = detail::make_fused_scorer(*snapshot->network_, snapshot->quantized_.get(),
+                                                    env::kObservationSize, env::kCandidateDynamicFeatures, statics,
+                                                    meals, isa);
   snapshot->version_ = std::move(version);
   snapshot->sha256_ = sha256_file_hex(model);
   return snapshot;
@@ -56,6 +73,15 @@ void PolicySnapshot::score(std::span<const float> observation, std::span<const s
     throw std::invalid_argument("PolicySnapshot::score: " + std::to_string(candidates.size()) + " candidates, " +
                                 std::to_string(recency.size()) + " recencies, " + std::to_string(scores.size()) +
                                 " scores (equal lengths, at most " + std::to_string(kMaxCandidates) + ")");
+  }
+  if (const auto& fused = precision == Precision::int8 ? fused_int8_ : fused_float_) {
+    for (Eigen::Index i = 0; i < n; ++i) {
+      env::write_candidate_dynamic(*catalog_, observation, candidates[static_cast<std::size_t>(i)],
+                                   recency[static_cast<std::size_t>(i)], ws.dynamic.row(i).data());
+    }
+    detail::fused_score(*fused, observation.data(), candidates.data(), ws.dynamic.data(), static_cast<int>(n),
+                        scores.data());
+    return;
   }
   if (precision == Precision::int8) {
     for (Eigen::Index i = 0; i < n; ++i) {

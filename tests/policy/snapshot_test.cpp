@@ -5,7 +5,9 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <filesystem>
 #include <fstream>
 #include <new>
@@ -51,12 +53,39 @@ fs::path small_model() {
   return model;
 }
 
+void check_snapshot_scores(const std::string& cap);
+
 }  // namespace
 
+// Every kernel this CPU can run (the fused AVX-512 and AVX2 ones, capped with
+// FORKCAST_SCORER_ISA, and the generic Eigen path) scores like the network: float32 like
+// Mlp::predict, int8 like QuantizedMlp::predict on full rows, both within rounding.
 TEST(PolicySnapshot, ScoresLikeTheNetworkWithoutAllocating) {
+  for (const char* cap : {"avx512", "avx2", "none"}) {
+    SCOPED_TRACE(cap);
+    ::setenv("FORKCAST_SCORER_ISA", cap, 1);
+    check_snapshot_scores(cap);
+  }
+  ::unsetenv("FORKCAST_SCORER_ISA");
+}
+
+namespace {
+
+void check_snapshot_scores(const std::string& cap) {
   const auto catalog = fe::Catalog::load(kData);
   const auto population = fe::Population::load(kData / "population.yaml");
   const auto snapshot = fp::PolicySnapshot::load(small_model(), catalog, "v1");
+  const std::string kernel = snapshot->kernel(fp::Precision::float32);
+  EXPECT_EQ(kernel, snapshot->kernel(fp::Precision::int8));
+  if (cap == "none") {
+    EXPECT_EQ(kernel, "generic");
+  }
+  if (cap == "avx2") {
+    EXPECT_NE(kernel, "avx512");
+  }
+  std::printf("[ kernel ] cap %s: %s\n", cap.c_str(), kernel.c_str());
+  const forkcast::agent::nn::QuantizedMlp int8_network(snapshot->network());
+  forkcast::agent::nn::Matrix<float> int8_expected;
   EXPECT_EQ(snapshot->version(), "v1");
   EXPECT_EQ(snapshot->sha256().size(), 64U);
   auto ws = snapshot->make_workspace();
@@ -97,15 +126,22 @@ TEST(PolicySnapshot, ScoresLikeTheNetworkWithoutAllocating) {
                                   rows.row(static_cast<Eigen::Index>(c)).data());
       }
       snapshot->network().predict(rows, expected, nws);
+      int8_network.predict(rows, int8_expected, nws);
       for (std::size_t c = 0; c < candidates.size(); ++c) {
-        ASSERT_NEAR(scores[c], expected(static_cast<Eigen::Index>(c), 0), 1e-4F);
-        ASSERT_NEAR(int8_scores[c], expected(static_cast<Eigen::Index>(c), 0), 0.05F + 0.05F * std::abs(scores[c]));
+        const float e = expected(static_cast<Eigen::Index>(c), 0);
+        const float q = int8_expected(static_cast<Eigen::Index>(c), 0);
+        ASSERT_NEAR(scores[c], e, 1e-4F + 1e-5F * std::abs(e));
+        // The int8 network, not float: the same quantized weights, another summation order.
+        ASSERT_NEAR(int8_scores[c], q, 1e-4F + 1e-5F * std::abs(q));
+        ASSERT_NEAR(int8_scores[c], e, 0.05F + 0.05F * std::abs(scores[c]));
       }
       sim.step(candidates.front());
     }
   }
   EXPECT_EQ(hot_path_allocations, 0);
 }
+
+}  // namespace
 
 TEST(PolicySnapshot, RefusesAModelOfAnotherCatalog) {
   const auto mini = fe::Catalog::load(FORKCAST_SOURCE_DIR "/tests/env/fixtures/mini");

@@ -4,10 +4,14 @@
 // a new snapshot beside the old one and swaps the pointer, so requests in flight finish
 // on the snapshot they started with.
 //
-// The float path computes the first layer factorized, as training does: the catalog's
+// Both precisions compute the first layer factorized, as training does: the catalog's
 // part (static meal features x W1) once when the snapshot loads, the state's part once per
-// request, and only the 5 dynamic features per candidate — ~2.5x fewer FLOPs than
-// multiplying full rows. The int8 path runs the quantized network on full rows.
+// request, and only the 5 dynamic features per candidate. For the shipped shape
+// (in -> H1 -> H2 -> 1) a fused kernel then scores one candidate at a time, running the
+// second layer over the first layer's non-zero activations only, in AVX-512 or AVX2+FMA
+// chosen at run time (policy/src/snapshot_kernels.hpp); the int8 path reads int8 weights and
+// converts them in registers. Other shapes, or a CPU without AVX2, take the generic path
+// (Eigen GEMMs; int8 on full rows).
 //
 // score() scores every candidate of one state in one batched pass without allocating:
 // each calling thread owns a ScoringWorkspace, sized once for the largest slot of the
@@ -41,8 +45,16 @@ struct ScoringWorkspace {
   agent::nn::GemmScratch<float> gemm;              // float path GEMM packing buffers
 };
 
+namespace detail {
+struct FusedScorer;
+}
+
 class PolicySnapshot {
  public:
+  ~PolicySnapshot();
+  PolicySnapshot(const PolicySnapshot&) = delete;
+  PolicySnapshot& operator=(const PolicySnapshot&) = delete;
+
   // Loads model.safetensors (a forkcast DQN model for MealSim) and checks that the
   // catalog it was trained on is `catalog` (sha256 in the env spec). Throws
   // CheckpointError naming the file and the problem.
@@ -59,6 +71,8 @@ class PolicySnapshot {
   const std::string& version() const noexcept { return version_; }
   const std::string& sha256() const noexcept { return sha256_; }
   const agent::nn::Mlp<float>& network() const noexcept { return *network_; }
+  // "avx512", "avx2" or "generic": how score() runs this precision on this CPU.
+  const char* kernel(Precision precision) const noexcept;
 
  private:
   PolicySnapshot() = default;
@@ -66,6 +80,7 @@ class PolicySnapshot {
   std::unique_ptr<agent::nn::Mlp<float>> network_;
   std::unique_ptr<agent::nn::QuantizedMlp> quantized_;
   agent::nn::Matrix<float> item_part_;  // [catalog meals x first hidden width], static x W1
+  std::unique_ptr<detail::FusedScorer> fused_float_, fused_int8_;  // null: generic path
   std::string version_, sha256_;
 };
 
