@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <mutex>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace forkcast::advice {
@@ -354,7 +355,9 @@ bool AdviceEngine::Impl::step(Slot& slot) {
     return false;
   }
   char piece[128];
-  const int len = llama_token_to_piece(vocab, slot.next, piece, sizeof piece, 0, false);
+  // The first piece carries the word-start space after "Advice:"; advice starts with a word.
+  const int lstrip = slot.text.empty() ? 1 : 0;
+  const int len = llama_token_to_piece(vocab, slot.next, piece, sizeof piece, lstrip, false);
   if (len < 0) {
     finish(slot, FallbackReason::model_error);
     return false;
@@ -483,12 +486,12 @@ void AdviceEngine::Impl::run() {
 }
 
 AdviceEngine::AdviceEngine(const EngineOptions& options) : impl_(std::make_unique<Impl>(options)) {
-  if (options.contexts < 1) throw std::invalid_argument("advice engine: contexts: " + std::to_string(options.contexts) + " must be >= 1");
-  if (options.queue_capacity < 1) {
-    throw std::invalid_argument("advice engine: queue_capacity: " + std::to_string(options.queue_capacity) + " must be >= 1");
-  }
-  if (options.max_new_tokens < 1) {
-    throw std::invalid_argument("advice engine: max_new_tokens: " + std::to_string(options.max_new_tokens) + " must be >= 1");
+  const std::pair<const char*, int> positive[] = {{"contexts", options.contexts},
+                                                  {"queue_capacity", options.queue_capacity},
+                                                  {"max_new_tokens", options.max_new_tokens},
+                                                  {"threads", options.threads}};
+  for (const auto& [field, value] : positive) {
+    if (value < 1) throw std::invalid_argument(std::string("advice engine: ") + field + ": " + std::to_string(value) + " must be >= 1");
   }
   impl_->load();
   if (impl_->model) impl_->worker = std::thread([this] { impl_->run(); });

@@ -38,5 +38,6 @@ void add_train_command(CLI::App& app, const GlobalOptions& global);
 void add_db_command(CLI::App& app, const GlobalOptions& global);
 void add_evaluate_command(CLI::App& app, const GlobalOptions& global);
 void add_serve_command(CLI::App& app, const GlobalOptions& global);
+void add_advise_command(CLI::App& app, const GlobalOptions& global);
 
 }  // namespace forkcast::apps

@@ -15,17 +15,6 @@ namespace {
 
 using forkcast::apps::GlobalOptions;
 
-void add_not_built(CLI::App& app, const char* name, const char* description, const char* issue) {
-  auto* sub = app.add_subcommand(name, std::string(description) + " (not built yet)");
-  sub->allow_extras();
-  sub->footer(std::string("This subcommand is not built yet: it arrives with ") + issue +
-              ". Running it exits with code 2.");
-  sub->callback([name, issue] {
-    std::fprintf(stderr, "forkcast %s: not built yet (arrives with %s)\n", name, issue);
-    throw CLI::RuntimeError(forkcast::apps::kExitUsage);
-  });
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -53,7 +42,7 @@ int main(int argc, char** argv) {
   forkcast::apps::add_serve_command(app, global);
   forkcast::apps::add_evaluate_command(app, global);
   forkcast::apps::add_db_command(app, global);
-  add_not_built(app, "advise", "Print advice for a meal from the command line", "the advice issue");
+  forkcast::apps::add_advise_command(app, global);
 
   try {
     app.parse(argc, argv);
