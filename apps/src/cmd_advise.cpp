@@ -22,6 +22,7 @@ struct AdviseOptions {
   std::string profile_file;
   bool stream = false;
   bool show_source = false;
+  bool show_prompt = false;
 };
 
 template <typename Enum>
@@ -104,6 +105,11 @@ void run_advise(const GlobalOptions& global, const AdviseOptions& opts) {
   const auto* side = advice::pick_side(catalog, meal, profile, eaten);
   const auto facts = advice::facts_from_catalog(catalog, meal, profile, eaten, side);
 
+  if (opts.show_prompt) {
+    std::fprintf(stderr, "%s%s%s\n", std::string(advice::system_prompt()).c_str(), advice::facts_prompt(facts).c_str(),
+                 std::string(advice::kAdviceCue).c_str());
+  }
+
   advice::EngineOptions eo;
   const auto& ac = config.advice;
   eo.model_path = ac.enabled ? ac.model_path : std::string();
@@ -151,6 +157,7 @@ void add_advise_command(CLI::App& app, const GlobalOptions& global) {
       ->check(CLI::ExistingFile);
   sub->add_flag("--stream", opts->stream, "print sentences as they are generated");
   sub->add_flag("--show-source", opts->show_source, "print to stderr whether the model or the template answered");
+  sub->add_flag("--show-prompt", opts->show_prompt, "print the prompt's facts to stderr");
   sub->footer("The model is advice.model_path (config); its sha256 must be in models/manifest unless\n"
               "advice.allow_unknown_model is true. Without a usable model the template advice is printed.");
   sub->callback([opts, &global] { run_advise(global, *opts); });
