@@ -8,11 +8,12 @@
 #   bench/service/load.sh [--seconds 10] [--connections 64] [--wrk-threads 1]
 #
 # Needs wrk (scripts/setup.sh --with-peers) and a build with benchmarks (build/ by default,
-# FORKCAST_BUILD_DIR to change). Starts its own PostgreSQL in a temp dir; everything listens
+# FORKCAST_BUILD_DIR to change; FORKCAST_EXE to run another forkcast binary). Starts its own PostgreSQL in a temp dir; everything listens
 # on 127.0.0.1 and everything it started is stopped by PID at the end.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${FORKCAST_BUILD_DIR:-$root/build}
+forkcast=${FORKCAST_EXE:-$build/apps/forkcast}
 seconds=10 connections=64 wrk_threads=1
 while (($#)); do
   case "$1" in
@@ -23,7 +24,7 @@ while (($#)); do
   esac
 done
 command -v wrk >/dev/null || { echo "load.sh: wrk not found: scripts/setup.sh --with-peers" >&2; exit 1; }
-for exe in "$build/apps/forkcast" "$build/bench/service/bench_hello_server"; do
+for exe in "$forkcast" "$build/bench/service/bench_hello_server"; do
   [[ -x $exe ]] || { echo "load.sh: $exe not built (cmake --build $build)" >&2; exit 1; }
 done
 
@@ -57,7 +58,7 @@ kill -TERM "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 port=$(free_port) db_port=$(free_port)
 export FORKCAST_DATABASE__DATA_DIR=$work/pgdata FORKCAST_DATABASE__PORT=$db_port
 export FORKCAST_SERVER__RATE_LIMIT_PER_SECOND=1000000000 FORKCAST_SERVER__RATE_LIMIT_BURST=1000000000
-(cd "$root" && exec "$build/apps/forkcast" --log-level warn serve --port "$port") > "$work/serve.log" 2>&1 & pids+=($!)
+(cd "$root" && exec "$forkcast" --log-level warn serve --port "$port") > "$work/serve.log" 2>&1 & pids+=($!)
 for _ in $(seq 1 600); do
   curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
   sleep 0.1

@@ -50,7 +50,8 @@ JsonBody JsonBody::parse(std::string_view body, bool empty_ok) {
   try {
     // Strict: no comments, no trailing garbage; invalid UTF-8 in a string is a parse error.
     parsed = json::parse(body.begin(), body.end(), nullptr, true, false);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // parse_error, and out_of_range for a number too large for a double (1e400).
     std::string what = e.what();
     if (const auto pos = what.find("] "); pos != std::string::npos) what = what.substr(pos + 2);
     throw bad_request("invalid_json", "request body is not valid JSON: " + what);
@@ -271,7 +272,12 @@ ProfileDocument profile_from_json(const json& stored) {
 }
 
 namespace {
-double round_to(double value, double step) { return std::round(value / step) * step; }
+// Rounds to `decimals` places so that the JSON shows 113.3, not 113.30000000000001:
+// dividing by a power of ten gives the double nearest the decimal, multiplying by 0.1 does not.
+double round_to(double value, int decimals) {
+  const double scale = std::pow(10.0, decimals);
+  return std::round(value * scale) / scale;
+}
 }  // namespace
 
 json targets_json(const env::UserProfile& profile) {
@@ -285,11 +291,11 @@ json targets_json(const env::UserProfile& profile) {
 
 json nutrition_json(const env::Nutrients& n) {
   return {{"kcal", std::round(n.kcal)},
-          {"protein_g", round_to(n.protein_g, 0.1)},
-          {"fat_g", round_to(n.fat_g, 0.1)},
-          {"carbs_g", round_to(n.carbs_g, 0.1)},
-          {"fiber_g", round_to(n.fiber_g, 0.1)},
-          {"sugar_g", round_to(n.sugar_g, 0.1)},
+          {"protein_g", round_to(n.protein_g, 1)},
+          {"fat_g", round_to(n.fat_g, 1)},
+          {"carbs_g", round_to(n.carbs_g, 1)},
+          {"fiber_g", round_to(n.fiber_g, 1)},
+          {"sugar_g", round_to(n.sugar_g, 1)},
           {"sodium_mg", std::round(n.sodium_mg)}};
 }
 
@@ -307,7 +313,7 @@ json meal_json(const env::Meal& meal, bool with_ingredients, const env::Catalog&
               {"slot", env::slot_name(meal.slot)},
               {"cuisine", meal.cuisine},
               {"prep_min", meal.prep_min},
-              {"cost_usd", round_to(meal.cost_usd, 0.01)},
+              {"cost_usd", round_to(meal.cost_usd, 2)},
               {"nutrition", nutrition_json(meal.per_serving)},
               {"allergens", allergens},
               {"diets", diets}};

@@ -46,7 +46,7 @@ Application::Application(ApplicationOptions options, const env::Catalog& catalog
       advice_(advice),
       metrics_(std::make_unique<Metrics>(route_names())),
       users_(std::make_unique<UserDirectory>(catalog, options_.config.mealsim, database, *metrics_)),
-      decision_log_(std::make_unique<DecisionLog>(database.decisions(),
+      decision_log_(std::make_unique<DecisionLog>(database.decisions(), catalog,
                                                   static_cast<std::size_t>(options_.config.server.decision_log_queue),
                                                   *metrics_)),
       rate_limiter_(std::make_unique<RateLimiter>(options_.config.server.rate_limit_per_second,

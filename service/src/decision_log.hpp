@@ -20,19 +20,47 @@
 #include <vector>
 
 #include "forkcast/db/repositories.hpp"
+#include "forkcast/env/catalog.hpp"
+#include "forkcast/env/mealsim.hpp"
 
 namespace forkcast::service {
 
 class Metrics;
 
+// A decision as the request path hands it over: catalog indices and raw numbers, so that the
+// request pays for three small copies, not for a hundred strings; the writer thread turns
+// it into a db::Decision (meal ids, rounded numbers) just before storing.
+struct PendingDecision {
+  std::string event_id;
+  std::string user_id;
+  db::Timestamp decided_at{};
+  env::Slot slot = env::Slot::breakfast;
+  std::string model_version;
+  double epsilon = 0;
+  std::vector<std::int32_t> candidates;  // catalog indices
+  std::vector<float> scores;             // per candidate
+  std::vector<double> probabilities;     // per candidate
+  std::size_t chosen = 0;                // index into candidates
+  std::size_t greedy = 0;                // index into candidates
+  std::vector<std::size_t> ranked;       // indices into candidates, in rank order
+  std::array<float, env::kObservationSize> observation{};
+  std::uint64_t draw_seed = 0;
+  std::int64_t step = 0;
+  int n = 0;
+};
+
+// The row stored for a pending decision (meal ids from the catalog; scores and features
+// rounded to 6 significant digits, which is what float32 carries).
+db::Decision to_stored(const PendingDecision& pending, const env::Catalog& catalog);
+
 class DecisionLog {
  public:
-  DecisionLog(db::DecisionRepository& repository, std::size_t capacity, Metrics& metrics);
+  DecisionLog(db::DecisionRepository& repository, const env::Catalog& catalog, std::size_t capacity, Metrics& metrics);
   ~DecisionLog();  // stops the writer after a last attempt to drain (see stop)
 
   // Queues a decision (event_id and decided_at set). Returns its sequence number (> 0),
   // or 0 when the queue is full. Never blocks on the database.
-  std::uint64_t enqueue(db::Decision decision);
+  std::uint64_t enqueue(PendingDecision decision);
   // Waits until decision `sequence` has been stored or given up on (true when stored or
   // dropped, false at the deadline).
   bool wait_stored(std::uint64_t sequence, std::chrono::steady_clock::time_point deadline);
@@ -46,12 +74,13 @@ class DecisionLog {
   void store(std::vector<db::Decision>& batch);
 
   db::DecisionRepository& repository_;
+  const env::Catalog& catalog_;
   const std::size_t capacity_;
   Metrics& metrics_;
   mutable std::mutex mutex_;
   std::condition_variable work_cv_;   // the writer waits for decisions
   std::condition_variable done_cv_;   // callers wait for progress
-  std::deque<db::Decision> queue_;
+  std::deque<PendingDecision> queue_;
   std::uint64_t next_sequence_ = 1;   // of the next enqueued decision
   std::uint64_t handled_through_ = 0;  // every sequence <= this is stored or dropped
   bool stopping_ = false;

@@ -108,10 +108,12 @@ Response handle_recommend(Application& app, const Request& request, Call& call) 
 
   thread_local Scratch scratch;
   json meals = json::array();
-  db::Decision decision;
+  PendingDecision decision;
   double epsilon = 0;
   std::int64_t step = 0;
   bool logged = false;
+  std::string event_id;
+  env::Slot served_slot = env::Slot::breakfast;
   std::optional<AdviceRequest> advice_request;
   {
     std::lock_guard lock(session->mutex);
@@ -143,45 +145,45 @@ Response handle_recommend(Application& app, const Request& request, Call& call) 
     const std::uint64_t draw_seed = app.random64();
     const std::size_t chosen = policy::sample_from_pmf(std::span<const double>(pmf), draw_seed);
     const std::size_t greedy = policy::argmax_masked(std::span<const float>(scores), {});
-    // Rank: the drawn meal first (it is what the policy acts on), then by score.
-    std::iota(scratch.order.begin(), scratch.order.begin() + static_cast<std::ptrdiff_t>(count), 0);
-    std::stable_sort(scratch.order.begin(), scratch.order.begin() + static_cast<std::ptrdiff_t>(count),
-                     [&](std::int32_t a, std::int32_t b) {
-                       if ((a == static_cast<std::int32_t>(chosen)) != (b == static_cast<std::int32_t>(chosen)))
-                         return a == static_cast<std::int32_t>(chosen);
-                       return scores[static_cast<std::size_t>(a)] > scores[static_cast<std::size_t>(b)];
-                     });
+    // Rank: the drawn meal first (it is what the policy acts on), then by score (ties by
+    // catalog order); only the n shown are ordered.
     const std::size_t shown = std::min<std::size_t>(static_cast<std::size_t>(n), count);
+    std::iota(scratch.order.begin(), scratch.order.begin() + static_cast<std::ptrdiff_t>(count), 0);
+    const auto first = static_cast<std::int32_t>(chosen);
+    std::partial_sort(scratch.order.begin(), scratch.order.begin() + static_cast<std::ptrdiff_t>(shown),
+                      scratch.order.begin() + static_cast<std::ptrdiff_t>(count), [&](std::int32_t a, std::int32_t b) {
+                        if ((a == first) != (b == first)) return a == first;
+                        const float sa = scores[static_cast<std::size_t>(a)], sb = scores[static_cast<std::size_t>(b)];
+                        return sa != sb ? sa > sb : a < b;
+                      });
 
     decision.event_id = app.new_uuid();
-    db::NewDecision& d = decision.logged;
-    d.user_id = session->id;
-    d.decided_at = db::now_timestamp();
-    d.slot = static_cast<db::Slot>(slot);
-    d.model_version = model->version;
-    d.policy = "epsilon_greedy";
-    d.epsilon = epsilon;
-    d.candidates.reserve(count);
-    d.scores.reserve(count);
-    d.probabilities.reserve(count);
-    for (std::size_t i = 0; i < count; ++i) {
-      d.candidates.push_back(catalog.meals()[static_cast<std::size_t>(candidates[i])].id);
-      d.scores.push_back(scores[i]);
-      d.probabilities.push_back(pmf[i]);
-    }
-    d.chosen = d.candidates[chosen];
-    d.state_features.assign(scratch.observation.begin(), scratch.observation.end());
-    d.context = {{"draw_seed", draw_seed}, {"step", step}, {"greedy", d.candidates[greedy]}, {"n", n}};
+    decision.user_id = session->id;
+    decision.decided_at = db::now_timestamp();
+    decision.slot = slot;
+    decision.model_version = model->version;
+    decision.epsilon = epsilon;
+    decision.candidates.assign(candidates.begin(), candidates.end());
+    decision.scores.assign(scores.begin(), scores.end());
+    decision.probabilities.assign(pmf.begin(), pmf.end());
+    decision.chosen = chosen;
+    decision.greedy = greedy;
+    decision.observation = scratch.observation;
+    decision.draw_seed = draw_seed;
+    decision.step = step;
+    decision.n = n;
 
     RecentDecision recent;
     recent.event_id = decision.event_id;
+    event_id = decision.event_id;
+    served_slot = slot;
     recent.slot = slot;
     recent.step = step;
     recent.chosen = candidates[chosen];
     for (std::size_t r = 0; r < shown; ++r) {
       const auto i = static_cast<std::size_t>(scratch.order[r]);
       const env::Meal& meal = catalog.meals()[static_cast<std::size_t>(candidates[i])];
-      d.ranked.push_back(meal.id);
+      decision.ranked.push_back(i);
       recent.ranked.push_back(candidates[i]);
       json item = {{"rank", r + 1},
                    {"meal_id", meal.id},
@@ -194,7 +196,7 @@ Response handle_recommend(Application& app, const Request& request, Call& call) 
                    {"reasons", reasons_for(meal, *session, scratch.recency[i])}};
       meals.push_back(std::move(item));
     }
-    recent.log_sequence = app.decision_log().enqueue(decision);
+    recent.log_sequence = app.decision_log().enqueue(std::move(decision));
     session->recent.push_back(std::move(recent));
     if (session->recent.size() > UserDirectory::kRecentDecisions) session->recent.pop_front();
     ++session->decisions;
@@ -206,10 +208,10 @@ Response handle_recommend(Application& app, const Request& request, Call& call) 
       advice_request = make_advice_request(*session, catalog.meals()[static_cast<std::size_t>(candidates[chosen])], slot);
     }
   }
-  json out = {{"event_id", decision.event_id},
+  json out = {{"event_id", event_id},
               {"user_id", user_id},
               {"model_version", model->version},
-              {"slot", kSlotNames[static_cast<std::size_t>(decision.logged.slot)]},
+              {"slot", kSlotNames[static_cast<std::size_t>(served_slot)]},
               {"epsilon", epsilon},
               {"meals", std::move(meals)}};
   if (advice_request) out["advice"] = advice_for(app, *advice_request, nullptr);
@@ -319,8 +321,37 @@ Response handle_log_meal(Application& app, const Request& request, Call& call) {
   if (!session) throw ApiError(http::status::not_found, "not_found", "no user " + user_id, "user_id");
   const std::int32_t meal = meal_index(app.catalog(), meal_id, "meal_id");
   if (event_id && !db::is_uuid(*event_id)) throw bad_request("invalid_value", "event_id: not a UUID", "event_id");
+  std::uint64_t log_sequence = 0;
+  int offset = 0;
+  bool own_event = false;
+  {
+    std::lock_guard lock(session->mutex);
+    offset = session->profile.utc_offset_min;
+    if (event_id) {
+      if (const RecentDecision* r = find_recent(*session, *event_id)) {
+        own_event = r->log_sequence != 0;
+        log_sequence = r->log_sequence;
+      }
+    }
+  }
+  if (event_id) {
+    // The event must be one of this user's recommendations: another user's event id is no
+    // such event (404, as on the feedback route), so that ids of others' events leak nothing.
+    if (!own_event) {
+      const auto stored = app.database().decisions().find(*event_id);
+      own_event = stored && stored->logged.user_id == session->id;
+    }
+    if (!own_event) {
+      throw ApiError(http::status::not_found, "not_found", "no recommendation event " + event_id->substr(0, 64), "event_id");
+    }
+    // The entry references the decision: wait until the decision log stored it.
+    if (log_sequence > 0 &&
+        !app.decision_log().wait_stored(log_sequence, std::chrono::steady_clock::now() +
+                                                          std::chrono::milliseconds(app.config().database.checkout_timeout_ms))) {
+      throw db::DatabaseUnavailable("the decision of this event is not stored yet");
+    }
+  }
   const db::Timestamp at = time ? parse_time(*time, "time") : db::now_timestamp();
-  const int offset = session->profile.utc_offset_min;
   const env::Slot slot = slot_name ? *env::parse_slot(*slot_name) : local_slot(at, offset);
 
   db::NewMealLogEntry entry;

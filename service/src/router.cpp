@@ -223,6 +223,11 @@ Response handle(Application& app, const Request& request, const RequestContext& 
   } catch (const ApiError& e) {
     response = error_from(request, e.status(), e.code(), e.what(), e.field());
     if (e.retry_after_s > 0) response.set(http::field::retry_after, std::to_string(e.retry_after_s));
+  } catch (const StartupError& e) {
+    // A registered model that cannot be served (file missing or changed, not a MealSim
+    // model): only promote reaches this at run time. The admin gets the reason; the old
+    // model keeps serving.
+    response = error_from(request, http::status::bad_request, "invalid_model", e.what(), "version");
   } catch (const db::NotFoundError& e) {
     response = error_from(request, http::status::not_found, "not_found", e.what(), e.field());
   } catch (const db::ConflictError& e) {

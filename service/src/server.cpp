@@ -221,8 +221,9 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void log_access(unsigned status) {
+    if (!spdlog::should_log(spdlog::level::info)) return;  // --log-level warn turns it off (benchmarks)
     const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_).count();
-    spdlog::debug("access {} {} {} {} {} {:.3f}ms", context_.request_id, peer_, std::string(request_.method_string()),
+    spdlog::info("access {} {} {} {} {} {:.3f}ms", context_.request_id, peer_, std::string(request_.method_string()),
                   std::string(request_.target().substr(0, 256)), status, ms);
   }
 

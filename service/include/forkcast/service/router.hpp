@@ -6,6 +6,7 @@
 // JSON errors `{"error": {"code", "message", "field"}}`:
 //   ApiError                     its own status and code
 //   std::invalid_argument        400 invalid_argument (bad input the libraries caught)
+//   StartupError                 400 invalid_model (promote: the model cannot be served)
 //   db::NotFoundError            404 not_found       db::ConflictError  409 conflict
 //   db::DatabaseUnavailable      503 database_unavailable, with Retry-After
 //   anything else                500 internal_error (logged with the request id)
