@@ -6,9 +6,11 @@
 #   bench/db/feedback_throughput.sh                # 3 runs of 5 s per mode, median ratio
 #   FORKCAST_DB_BENCH_RUNS=5 bench/db/feedback_throughput.sh --seconds 10 --window-ms 2
 #
-# Extra arguments go to bench_db_feedback (--threads, --seconds, --window-ms, --url).
+# Extra arguments go to bench_db_feedback (--threads, --seconds, --window-ms, --url, --events,
+# --modes).
 # Environment: FORKCAST_BUILD_DIR (default build), FORKCAST_DB_BENCH_RUNS (default 3).
-# Run it on an otherwise idle machine: both modes are CPU-bound on 2 cores, and other work
+# Run it on an otherwise idle machine, or at `nice -n -10` (root; the PostgreSQL server it
+# starts inherits it): both modes are CPU-bound on 2 cores, and other work
 # takes a larger share from the mode with fewer runnable threads (group commit).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
