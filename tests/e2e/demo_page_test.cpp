@@ -319,3 +319,20 @@ TEST_F(DemoPageInBrowser, APersonCreatesAProfileGetsSuggestionsAcceptsAndRejects
   EXPECT_EQ(server.terminate(std::chrono::seconds(30)), 0) << server.log();
   EXPECT_FALSE(fs::exists(server.data_dir() / "postmaster.pid")) << "the server left its database running";
 }
+
+TEST_F(DemoPageInBrowser, TheChecksSeeABrokenPage) {
+  // The log checks above must catch what they claim to: a console error and an uncaught
+  // exception on a deliberately broken page (no server needed).
+  forkcast::e2e::HeadlessChromium browser(*chromium_);
+  DemoPage page(browser, 400);
+  const std::size_t start = page.mark();
+  page.navigate(
+      "data:text/html,<!doctype html><title>broken</title>"
+      "<script>console.error('deliberate'); throw new Error('deliberate failure');</script>");
+  EXPECT_EQ(page.run("return document.title;"), "broken");
+  const auto log = page.log(start);
+  ASSERT_EQ(log.console_errors.size(), 1U);
+  EXPECT_NE(log.console_errors[0].find("deliberate"), std::string::npos) << log.console_errors[0];
+  ASSERT_EQ(log.exceptions.size(), 1U);
+  EXPECT_NE(log.exceptions[0].find("deliberate failure"), std::string::npos) << log.exceptions[0];
+}
