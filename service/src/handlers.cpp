@@ -2,6 +2,7 @@
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <chrono>
@@ -32,7 +33,7 @@ json user_json(const UserSession& session, const db::Timestamp* created_at) {
 
 std::shared_ptr<UserSession> session_of(Application& app, const Call& call) {
   const std::string_view id = call.params.at(0);
-  require_user(call, id);
+  require_user(call, id, "id");
   auto session = app.users().find(id);
   if (!session) throw ApiError(http::status::not_found, "not_found", "no user " + std::string(id.substr(0, 64)), "id");
   return session;
@@ -51,9 +52,12 @@ std::vector<std::pair<std::string, std::string>> query_of(std::string_view targe
         d += ' ';
       } else if (s[i] == '%') {
         int v = 0;
-        if (i + 2 >= s.size() + 0 || std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16).ptr != s.data() + i + 3) {
+        // Exactly two hex digits (from_chars alone would take a sign: "%-1").
+        if (i + 2 >= s.size() || !std::isxdigit(static_cast<unsigned char>(s[i + 1])) ||
+            !std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
           throw bad_request("invalid_query", "query: bad percent escape");
         }
+        std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
         d += static_cast<char>(v);
         i += 2;
       } else {
@@ -389,7 +393,7 @@ Response handle_demo_page(Application&, const Request& request, Call&) {
   response.set(http::field::content_type, "text/html; charset=utf-8");
   response.set(http::field::cache_control, "no-store");
   // The page loads nothing from elsewhere; say so to the browser too.
-  response.set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'");
+  response.set("Content-Security-Policy", "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; img-src data:");
   response.keep_alive(request.keep_alive());
   response.body() = std::string(demo_page_html());
   response.prepare_payload();

@@ -32,8 +32,9 @@ struct Call {
 // must wait on something slow (advice): the server runs it again on the worker pool.
 struct RerunOnWorker {};
 
-// 401 unless a user or admin; 403 when a user names a user id that is not theirs.
-void require_user(const Call& call, std::string_view user_id);
+// 401 unless a user or admin; 403 when a user names a user id that is not theirs. `field`
+// names where the id came from ("user_id" in a body, "id" in a path).
+void require_user(const Call& call, std::string_view user_id, std::string_view field = "user_id");
 void require_admin(const Call& call);
 
 // Builds a JSON response.

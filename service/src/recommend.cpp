@@ -363,7 +363,16 @@ Response handle_log_meal(Application& app, const Request& request, Call& call) {
   entry.event_id = event_id;
   entry.idempotency_key = key;
   const db::MealLogResult result = app.database().meal_log().add(entry);
-  if (!result.duplicate) {
+  if (result.duplicate) {
+    // Keys are unique over all entries: a repeat must be the same entry of the same user,
+    // else it is a conflict (never somebody else's entry, and never a silently lost meal).
+    const db::NewMealLogEntry& stored = result.entry.logged;
+    if (stored.user_id != user_id || stored.meal_id != meal_id || stored.slot != entry.slot ||
+        std::fabs(stored.servings - servings) > 1e-9) {
+      throw ApiError(http::status::conflict, "conflict",
+                     "idempotency_key was already used for a different meal log entry", "idempotency_key");
+    }
+  } else {
     std::lock_guard lock(session->mutex);
     app.users().advance_to(*session, local_day(at, offset), slot);
     session->tracker.record_eaten(meal, servings);
@@ -376,13 +385,15 @@ Response handle_log_meal(Application& app, const Request& request, Call& call) {
 
 Response handle_get_state(Application& app, const Request& request, Call& call) {
   const std::string user_id(call.params.at(0));
-  require_user(call, user_id);
+  require_user(call, user_id, "id");
   auto session = app.users().find(user_id);
   if (!session) throw ApiError(http::status::not_found, "not_found", "no user " + user_id.substr(0, 64), "id");
   std::lock_guard lock(session->mutex);
   const int offset = session->profile.utc_offset_min;
   const db::Timestamp now = db::now_timestamp();
-  // Show the state as of now (a new day starts with nothing eaten) without storing the move.
+  // Show the state as of now (a new day starts with nothing eaten). The move is made in
+  // memory only; it is stored with the user's next change (it is recomputed from the
+  // clock anyway).
   const std::int64_t day = local_day(now, offset);
   app.users().advance_to(*session, day, local_slot(now, offset));
   const env::UserTracker& t = session->tracker;

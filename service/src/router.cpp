@@ -72,6 +72,12 @@ bool match_pattern(std::string_view pattern, std::string_view path, std::vector<
   return pattern.empty() && path.empty();
 }
 
+// The database names fields by table ("models.version"); the API by what the client sent.
+std::string api_field(const std::string& db_field) {
+  const auto dot = db_field.find('.');
+  return dot == std::string::npos ? db_field : db_field.substr(dot + 1);
+}
+
 std::string_view path_of(std::string_view target) { return target.substr(0, std::min(target.find('?'), target.size())); }
 
 bool constant_time_equal(std::string_view a, std::string_view b) {
@@ -136,7 +142,7 @@ RunsOn runs_on(http::verb method, std::string_view target) {
   return route < 0 ? RunsOn::io : kRoutes[static_cast<std::size_t>(route)].info.runs_on;
 }
 
-void require_user(const Call& call, std::string_view user_id) {
+void require_user(const Call& call, std::string_view user_id, std::string_view field) {
   if (call.principal.admin) return;
   if (call.principal.user_id.empty()) {
     throw ApiError(http::status::unauthorized, "missing_credentials",
@@ -144,7 +150,7 @@ void require_user(const Call& call, std::string_view user_id) {
   }
   if (call.principal.user_id != user_id) {
     throw ApiError(http::status::forbidden, "forbidden", "this token does not own user " + std::string(user_id.substr(0, 64)),
-                   "user_id");
+                   std::string(field));
   }
 }
 
@@ -202,7 +208,19 @@ Response handle(Application& app, const Request& request, const RequestContext& 
         response = error_from(request, http::status::not_found, "not_found", "no route " + std::string(path.substr(0, 200)), "");
       }
     } else {
-      call.principal = authenticate(app, request, context);
+      try {
+        call.principal = authenticate(app, request, context);
+      } catch (const ApiError&) {
+        // Bad credentials are rate-limited by client address, so guessing tokens (each
+        // guess a database lookup) is as limited as any anonymous request.
+        if (const int wait_s = app.rate_limiter().acquire("peer:" + context.peer); wait_s > 0) {
+          app.metrics().rate_limited().Increment();
+          ApiError limited(http::status::too_many_requests, "rate_limited", "too many requests for this client; retry later");
+          limited.retry_after_s = wait_s;
+          throw limited;
+        }
+        throw;
+      }
       if (const int wait_s = app.rate_limiter().acquire(call.principal.rate_key); wait_s > 0) {
         app.metrics().rate_limited().Increment();
         ApiError limited(http::status::too_many_requests, "rate_limited", "too many requests for this key; retry later");
@@ -229,9 +247,9 @@ Response handle(Application& app, const Request& request, const RequestContext& 
     // model keeps serving.
     response = error_from(request, http::status::bad_request, "invalid_model", e.what(), "version");
   } catch (const db::NotFoundError& e) {
-    response = error_from(request, http::status::not_found, "not_found", e.what(), e.field());
+    response = error_from(request, http::status::not_found, "not_found", e.what(), api_field(e.field()));
   } catch (const db::ConflictError& e) {
-    response = error_from(request, http::status::conflict, "conflict", e.what(), e.field());
+    response = error_from(request, http::status::conflict, "conflict", e.what(), api_field(e.field()));
   } catch (const db::DatabaseUnavailable& e) {
     response = error_from(request, http::status::service_unavailable, "database_unavailable",
                           "the database is unavailable; retry (with the same idempotency key)", "");
@@ -245,6 +263,13 @@ Response handle(Application& app, const Request& request, const RequestContext& 
                           "internal error (request id " + context.request_id + ")", "");
   }
   response.set("X-Request-Id", context.request_id);
+  if (response.result() == http::status::unauthorized) response.set(http::field::www_authenticate, "Bearer");
+  if (request.method() == http::verb::head) {
+    // HEAD: the headers GET would send, no body (a body would corrupt the next response).
+    const auto length = response.body().size();
+    response.body().clear();
+    response.content_length(length);
+  }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   app.metrics().record_request(route, response.result_int(), seconds);
   return response;
