@@ -259,6 +259,12 @@ int main(int argc, char** argv) {
     report(group == 0 ? std::string("GPTQ, per-row scales") : "GPTQ, a scale per row and per " + std::to_string(group) + " columns",
            agreement(scheme([&](Net& q, int l) { quantize_gptq(q, l, gram[static_cast<std::size_t>(l)], group); })));
   }
+  for (const int group : {0, 32}) {
+    report(std::string("first layer in float, the others GPTQ") + (group == 0 ? ", per-row scales" : ", per 32 columns"),
+           agreement(scheme([&](Net& q, int l) {
+             if (l > 0) quantize_gptq(q, l, gram[static_cast<std::size_t>(l)], group);
+           })));
+  }
   for (const double alpha : {0.25, 0.5, 1.0}) {
     char name[96];
     std::snprintf(name, sizeof name, "activation-aware column scaling, alpha %.2f", alpha);
