@@ -64,7 +64,5 @@ git clone --quiet --no-checkout "$bundle" "$dest.tmp"
 git -C "$dest.tmp" -c advice.detachedHead=false checkout --quiet "$kLlamaCommit"
 rm -rf "$dest"
 mv "$dest.tmp" "$dest"
-# Keep the verified bundle beside the checkout: tools/advice-lm ships it to the training machine.
-cp "$bundle" "$root/third_party/llama.cpp.bundle"
 rm -rf "$unpack"
 echo "fetch_llama: third_party/llama.cpp at ${kLlamaCommit:0:12} (llama.cpp release '$release' from $kNpmPackage $kNpmVersion)"
