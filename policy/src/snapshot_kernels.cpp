@@ -1,9 +1,12 @@
 // GCC 12's -Wmaybe-uninitialized false positive inside its own AVX-512 intrinsics (bug 105593,
 // as in agent/nn.hpp): keyed to the header's lines, so silenced for this include only.
+#if defined(__x86_64__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 #pragma GCC diagnostic pop
+#define FORKCAST_FUSED_KERNELS 1
+#endif
 
 #include "snapshot_kernels.hpp"
 
@@ -17,6 +20,7 @@ namespace {
 
 int pad16(int n) { return (n + 15) / 16 * 16; }
 
+#if defined(FORKCAST_FUSED_KERNELS)
 // ---- AVX-512 ------------------------------------------------------------------------------
 // C = h2p / 16 output vectors; two sets of accumulators (even and odd non-zero inputs) so that
 // 2C independent FMA chains hide the FMA latency.
@@ -241,16 +245,24 @@ Kernel kernel_of(const FusedScorer& f) {
   return f.int8 ? pick<true>(f.isa, f.h2p, f.dyn) : pick<false>(f.isa, f.h2p, f.dyn);
 }
 
+#else
+// Not x86-64: no fused kernel; PolicySnapshot keeps its generic path.
+using Kernel = void (*)(const FusedScorer&, const float*, const std::int32_t*, const float*, int, float*);
+Kernel kernel_of(const FusedScorer&) { return nullptr; }
+#endif
+
 }  // namespace
 
 KernelIsa best_kernel_isa() noexcept {
-  __builtin_cpu_init();
   KernelIsa best = KernelIsa::none;
+#if defined(FORKCAST_FUSED_KERNELS)
+  __builtin_cpu_init();
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) best = KernelIsa::avx2;
   if (best == KernelIsa::avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
       __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512bw")) {
     best = KernelIsa::avx512;
   }
+#endif
   // A cap for benchmarks and tests of the narrower kernels on a wider CPU.
   if (const char* cap = std::getenv("FORKCAST_SCORER_ISA")) {
     const std::string_view c(cap);
