@@ -1,0 +1,106 @@
+// Regression tests for service bugs found in review (one test per bug), in process on a
+// real PostgreSQL like router_test.cpp.
+#include <gtest/gtest.h>
+
+#include "forkcast/db/database.hpp"
+#include "pg_test_support.hpp"
+#include "service_test_support.hpp"
+
+namespace st = forkcast::service::testing;
+using forkcast::service::Application;
+using nlohmann::json;
+using verb = boost::beast::http::verb;
+
+namespace {
+
+class ServiceRegression : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    forkcast::db::DatabaseOptions o;
+    o.url = forkcast::db::testing::shared_instance().url();
+    o.pool_size = 4;
+    database_ = std::make_unique<forkcast::db::Database>(o);
+    forkcast::service::ApplicationOptions options;
+    options.config = config_;
+    options.default_model = st::serving_model();
+    app_ = std::make_unique<Application>(options, st::catalog(), *database_);
+  }
+  std::pair<std::string, std::string> new_user() {
+    const auto r = st::call_json(*app_, verb::post, "/v1/users", st::profile_body());
+    EXPECT_EQ(r.status, 201u) << r.text;
+    return {r.body.at("id").get<std::string>(), r.body.at("token").get<std::string>()};
+  }
+  forkcast::config::Config config_ = st::test_config();
+  std::unique_ptr<forkcast::db::Database> database_;
+  std::unique_ptr<Application> app_;
+};
+
+TEST_F(ServiceRegression, HeadSendsTheHeadersOfGetButNoBody) {
+  const auto get = st::call(*app_, verb::get, "/livez");
+  const auto head = st::call(*app_, verb::head, "/livez");
+  EXPECT_EQ(head.status, 200u);
+  EXPECT_TRUE(head.text.empty()) << head.text;
+  EXPECT_EQ(head.header("Content-Length"), std::to_string(get.text.size()));
+}
+
+TEST_F(ServiceRegression, UnknownTokensAreRateLimitedByClientAddress) {
+  config_.server.rate_limit_per_second = 0.001;
+  config_.server.rate_limit_burst = 3;
+  app_.reset();
+  database_.reset();
+  SetUp();
+  std::vector<unsigned> statuses;
+  for (int i = 0; i < 6; ++i) {
+    statuses.push_back(st::call(*app_, verb::get, "/livez", "", "fc_guess" + std::to_string(i), "10.0.0.9").status);
+  }
+  EXPECT_EQ(statuses.front(), 401u);
+  EXPECT_EQ(statuses.back(), 429u);
+  // Another client is not affected.
+  EXPECT_EQ(st::call(*app_, verb::get, "/livez", "", "fc_other", "10.0.0.10").status, 401u);
+}
+
+TEST_F(ServiceRegression, UnauthorizedAnswersCarryWwwAuthenticate) {
+  const auto r = st::call(*app_, verb::get, "/v1/users/00000000-0000-4000-8000-000000000000");
+  EXPECT_EQ(r.status, 401u);
+  EXPECT_EQ(r.header("WWW-Authenticate"), "Bearer");
+}
+
+TEST_F(ServiceRegression, AMealLogKeyReusedByAnotherUserIsAConflictNotTheirEntry) {
+  const auto [a, token_a] = new_user();
+  const auto [b, token_b] = new_user();
+  const std::string key = "shared-key-" + forkcast::db::testing::unique_suffix();
+  const auto first = st::call_json(*app_, verb::post, "/v1/meals/log",
+                                   {{"user_id", a}, {"meal_id", "trail_mix"}, {"slot", "snack"}, {"idempotency_key", key}},
+                                   token_a);
+  ASSERT_EQ(first.status, 201u) << first.text;
+  const auto again = st::call_json(*app_, verb::post, "/v1/meals/log",
+                                   {{"user_id", a}, {"meal_id", "trail_mix"}, {"slot", "snack"}, {"idempotency_key", key}},
+                                   token_a);
+  EXPECT_EQ(again.status, 200u);
+  EXPECT_TRUE(again.body.at("duplicate").get<bool>());
+  const auto other = st::call_json(*app_, verb::post, "/v1/meals/log",
+                                   {{"user_id", b}, {"meal_id", "trail_mix"}, {"slot", "snack"}, {"idempotency_key", key}},
+                                   token_b);
+  EXPECT_EQ(other.status, 409u) << other.text;
+  EXPECT_EQ(other.error_field(), "idempotency_key");
+  EXPECT_EQ(other.text.find(a), std::string::npos) << "another user's entry leaked";
+}
+
+TEST_F(ServiceRegression, PercentEscapesNeedTwoHexDigits) {
+  EXPECT_EQ(st::call(*app_, verb::get, "/v1/meals?cuisine=%-1").status, 400u);
+  EXPECT_EQ(st::call(*app_, verb::get, "/v1/meals?cuisine=%4").status, 400u);
+  EXPECT_EQ(st::call(*app_, verb::get, "/v1/meals?cuisine=%69talian").status, 200u);
+}
+
+TEST_F(ServiceRegression, ErrorFieldsNameWhatTheClientSent) {
+  const auto promote = st::call(*app_, verb::post, "/v1/models/no-such-version/promote", "", st::kAdminKey);
+  EXPECT_EQ(promote.status, 404u);
+  EXPECT_EQ(promote.error_field(), "version");
+  const auto [a, token_a] = new_user();
+  const auto [b, token_b] = new_user();
+  const auto forbidden = st::call(*app_, verb::get, "/v1/users/" + a, "", token_b);
+  EXPECT_EQ(forbidden.status, 403u);
+  EXPECT_EQ(forbidden.error_field(), "id");
+}
+
+}  // namespace
