@@ -150,6 +150,32 @@ TEST(AdviceEngine, APassedDeadlineGivesTheTemplateAndCountsIt) {
   EXPECT_EQ(engine.stats().fallback_timeout, 1U);
 }
 
+TEST(AdviceEngine, AFullQueueGivesTheTemplateAndCountsIt) {
+  // Deterministic without timing: while the worker is inside the stream callback of one
+  // request it takes nothing from the queue. A request with a passed deadline fills the
+  // one queue place (and times out at once); the next one finds the queue full.
+  auto o = bundled();
+  o.queue_capacity = 1;
+  AdviceEngine engine(o);
+  ASSERT_TRUE(engine.ready());
+  const auto f = situations().at(1);
+  bool inside = false;
+  FallbackReason first = FallbackReason::none, second = FallbackReason::none;
+  engine.advise(f, std::chrono::minutes(2), [&](std::string_view) {
+    if (inside) return;
+    inside = true;
+    const auto passed = std::chrono::steady_clock::now() - std::chrono::milliseconds(1);
+    first = engine.advise(f, passed).reason;
+    second = engine.advise(f, passed).reason;
+  });
+  ASSERT_TRUE(inside) << "the model streamed no sentence for this situation";
+  EXPECT_EQ(first, FallbackReason::timeout);
+  EXPECT_EQ(second, FallbackReason::queue_full);
+  const auto stats = engine.stats();
+  EXPECT_EQ(stats.fallback_queue_full, 1U);
+  EXPECT_EQ(stats.fallback_timeout, 1U);
+}
+
 TEST(AdviceEngine, ACorruptedModelIsRefusedAndTemplatesStillAnswer) {
   TempDir dir("forkcast-advice-corrupt");
   const auto copy = dir.path / "advice-lm-q8_0.gguf";
