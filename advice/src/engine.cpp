@@ -183,10 +183,16 @@ void AdviceEngine::Impl::load() {
     info.parameters = llama_model_n_params(model.get());
     info.size_bytes = llama_model_size(model.get());
     if (options.use_chat_template) {
-      if (const char* tmpl = llama_model_chat_template(model.get(), nullptr); tmpl != nullptr) {
+      const char* tmpl = options.chat_template.empty() ? llama_model_chat_template(model.get(), nullptr)
+                                                       : options.chat_template.c_str();
+      if (tmpl != nullptr) {
         // Only templates llama.cpp knows: probe once, fall back to the raw format if not.
         llama_chat_message probe[] = {{"system", "s"}, {"user", "u"}};
-        if (llama_chat_apply_template(tmpl, probe, 2, true, nullptr, 0) > 0) chat_template = tmpl;
+        if (llama_chat_apply_template(tmpl, probe, 2, true, nullptr, 0) > 0) {
+          chat_template = tmpl;
+        } else if (!options.chat_template.empty()) {
+          throw ModelError("advice engine: chat_template: '" + options.chat_template + "' is not a template llama.cpp knows");
+        }
       }
     }
     info.chat_template = !chat_template.empty();

@@ -139,6 +139,25 @@ TEST(AdviceEngine, WithoutThePrefixCacheTheAdviceIsTheSame) {
   EXPECT_EQ(a.model_text, b.model_text);
 }
 
+TEST(AdviceEngine, AChatTemplateFormatsThePromptAndTheCacheStillApplies) {
+  // The bundled model has no chat template; "chatml" stands in for a model that has one.
+  auto o = bundled();
+  o.chat_template = "chatml";
+  AdviceEngine engine(o);
+  ASSERT_TRUE(engine.ready()) << engine.load_error();
+  EXPECT_TRUE(engine.model_info().chat_template);
+  const auto f = situations().at(0);
+  const auto r = engine.advise(f, std::chrono::minutes(2));
+  EXPECT_TRUE(forkcast::advice::check_grounding(r.text, f).ok()) << r.text;
+  EXPECT_GT(r.reused_prompt_tokens, 20);  // the rendered system message is a common prefix
+  EXPECT_LT(r.reused_prompt_tokens, r.prompt_tokens);
+
+  o.chat_template = "no-such-template";
+  AdviceEngine bad(o);
+  EXPECT_FALSE(bad.ready());
+  EXPECT_NE(bad.load_error().find("no-such-template"), std::string::npos) << bad.load_error();
+}
+
 TEST(AdviceEngine, APassedDeadlineGivesTheTemplateAndCountsIt) {
   AdviceEngine engine(bundled());
   ASSERT_TRUE(engine.ready());

@@ -40,6 +40,8 @@ struct EngineOptions {
   std::uint32_t seed = 42;            // sampling seed per request when temperature > 0
   bool prefix_cache = true;           // reuse the system prompt's KV state (benchmarks turn it off)
   bool use_chat_template = true;      // when the model carries one; the bundled model has none
+  std::string chat_template;          // overrides the model's: a name llama.cpp knows ("chatml",
+                                      // "llama3", ...) or a template string; "" = the model's
 };
 
 enum class AdviceSource : std::uint8_t { model, template_fallback };
