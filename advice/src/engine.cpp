@@ -84,13 +84,20 @@ std::string_view source_name(AdviceSource source) {
 
 std::string_view reason_name(FallbackReason reason) {
   switch (reason) {
-    case FallbackReason::none: return "none";
-    case FallbackReason::no_model: return "no_model";
-    case FallbackReason::queue_full: return "queue_full";
-    case FallbackReason::timeout: return "timeout";
-    case FallbackReason::grounding: return "grounding";
-    case FallbackReason::model_error: return "model_error";
-    case FallbackReason::shutdown: return "shutdown";
+    case FallbackReason::none:
+      return "none";
+    case FallbackReason::no_model:
+      return "no_model";
+    case FallbackReason::queue_full:
+      return "queue_full";
+    case FallbackReason::timeout:
+      return "timeout";
+    case FallbackReason::grounding:
+      return "grounding";
+    case FallbackReason::model_error:
+      return "model_error";
+    case FallbackReason::shutdown:
+      return "shutdown";
   }
   return "unknown";
 }
@@ -114,7 +121,7 @@ struct Slot {
   SamplerPtr sampler;
   llama_token next = 0;  // sampled, not yet appended
   int n_past = 0;
-  std::string text;         // generated so far
+  std::string text;          // generated so far
   std::size_t streamed = 0;  // bytes of `text` already checked and sent
 };
 
@@ -134,16 +141,17 @@ struct AdviceEngine::Impl {
   bool stopping = false;
   std::thread worker;
 
-  std::atomic<std::uint64_t> requests{0}, model_answers{0}, fb_no_model{0}, fb_queue_full{0}, fb_timeout{0},
-      fb_grounding{0}, fb_model_error{0}, fb_shutdown{0}, generated_tokens{0}, prompt_tokens{0},
-      reused_prompt_tokens{0}, queue_depth{0};
+  std::atomic<std::uint64_t> requests{0}, model_answers{0}, fb_no_model{0}, fb_queue_full{0},
+      fb_timeout{0}, fb_grounding{0}, fb_model_error{0}, fb_shutdown{0}, generated_tokens{0},
+      prompt_tokens{0}, reused_prompt_tokens{0}, queue_depth{0};
 
   explicit Impl(const EngineOptions& o) : options(o) {}
 
   void load();
   std::string render_prompt(const AdviceFacts* facts) const;
   std::vector<llama_token> tokenize(const std::string& text) const;
-  bool decode(Slot& slot, const llama_token* tokens, int n, int pos, llama_seq_id seq, bool logits_last);
+  bool decode(Slot& slot, const llama_token* tokens, int n, int pos, llama_seq_id seq,
+              bool logits_last);
   void run();
   bool start(Slot& slot, const std::shared_ptr<Request>& req);
   bool step(Slot& slot);
@@ -153,7 +161,8 @@ struct AdviceEngine::Impl {
 };
 
 namespace {
-AdviceResult template_result(const AdviceFacts& facts, FallbackReason reason, Clock::time_point start) {
+AdviceResult template_result(const AdviceFacts& facts, FallbackReason reason,
+                             Clock::time_point start) {
   AdviceResult r;
   r.text = template_advice(facts);
   r.source = AdviceSource::template_fallback;
@@ -167,7 +176,8 @@ void AdviceEngine::Impl::load() {
   if (options.model_path.empty()) return;  // templates only, by configuration
   try {
     std::string manifest = options.manifest_path;
-    if (manifest.empty()) manifest = (std::filesystem::path(options.model_path).parent_path() / "manifest").string();
+    if (manifest.empty())
+      manifest = (std::filesystem::path(options.model_path).parent_path() / "manifest").string();
     info.sha256 = verify_model_file(options.model_path, manifest, options.allow_unknown_model);
     info.path = options.model_path;
     init_llama_once();
@@ -175,7 +185,9 @@ void AdviceEngine::Impl::load() {
     mp.load_mode = LLAMA_LOAD_MODE_MMAP;  // pages shared with the OS cache, loaded lazily
     mp.n_gpu_layers = 0;
     model.reset(llama_model_load_from_file(options.model_path.c_str(), mp));
-    if (!model) throw ModelError("advice model '" + options.model_path + "': llama.cpp could not load it (not a GGUF model?)");
+    if (!model)
+      throw ModelError("advice model '" + options.model_path +
+                       "': llama.cpp could not load it (not a GGUF model?)");
     vocab = llama_model_get_vocab(model.get());
     char desc[256];
     llama_model_desc(model.get(), desc, sizeof desc);
@@ -183,15 +195,17 @@ void AdviceEngine::Impl::load() {
     info.parameters = llama_model_n_params(model.get());
     info.size_bytes = llama_model_size(model.get());
     if (options.use_chat_template) {
-      const char* tmpl = options.chat_template.empty() ? llama_model_chat_template(model.get(), nullptr)
-                                                       : options.chat_template.c_str();
+      const char* tmpl = options.chat_template.empty()
+                             ? llama_model_chat_template(model.get(), nullptr)
+                             : options.chat_template.c_str();
       if (tmpl != nullptr) {
         // Only templates llama.cpp knows: probe once, fall back to the raw format if not.
         llama_chat_message probe[] = {{"system", "s"}, {"user", "u"}};
         if (llama_chat_apply_template(tmpl, probe, 2, true, nullptr, 0) > 0) {
           chat_template = tmpl;
         } else if (!options.chat_template.empty()) {
-          throw ModelError("advice engine: chat_template: '" + options.chat_template + "' is not a template llama.cpp knows");
+          throw ModelError("advice engine: chat_template: '" + options.chat_template +
+                           "' is not a template llama.cpp knows");
         }
       }
     }
@@ -201,22 +215,26 @@ void AdviceEngine::Impl::load() {
       llama_context_params cp = llama_context_default_params();
       cp.n_ctx = static_cast<std::uint32_t>(options.context_tokens);
       cp.n_batch = cp.n_ctx;
-      cp.n_seq_max = 2;        // the cached prefix and the request
-      cp.kv_unified = true;    // one KV buffer, so copying the prefix is metadata only
+      cp.n_seq_max = 2;      // the cached prefix and the request
+      cp.kv_unified = true;  // one KV buffer, so copying the prefix is metadata only
       cp.n_threads = options.threads;
       cp.n_threads_batch = options.threads;
       cp.no_perf = true;
       Slot slot;
       slot.ctx.reset(llama_init_from_model(model.get(), cp));
-      if (!slot.ctx) throw ModelError("advice model '" + options.model_path + "': cannot create a llama.cpp context");
+      if (!slot.ctx)
+        throw ModelError("advice model '" + options.model_path +
+                         "': cannot create a llama.cpp context");
       n_ctx = static_cast<int>(llama_n_ctx(slot.ctx.get()));
       slot.batch.reset(new llama_batch(llama_batch_init(n_ctx, 0, 1)));
       if (options.prefix_cache) {
         // Evaluated once per context; every request copies these cells by sequence id.
         slot.prefix = tokenize(render_prompt(nullptr));
         if (!slot.prefix.empty() &&
-            !decode(slot, slot.prefix.data(), static_cast<int>(slot.prefix.size()), 0, kPrefixSeq, false)) {
-          throw ModelError("advice model '" + options.model_path + "': evaluating the system prompt failed");
+            !decode(slot, slot.prefix.data(), static_cast<int>(slot.prefix.size()), 0, kPrefixSeq,
+                    false)) {
+          throw ModelError("advice model '" + options.model_path +
+                           "': evaluating the system prompt failed");
         }
       }
       slots.push_back(std::move(slot));
@@ -241,11 +259,12 @@ std::string AdviceEngine::Impl::render_prompt(const AdviceFacts* facts) const {
   llama_chat_message msgs[] = {{"system", system.c_str()}, {"user", user.c_str()}};
   const std::size_t n_msg = facts != nullptr ? 2 : 1;
   std::vector<char> buf(2 * (system.size() + user.size()) + 512);
-  int n = llama_chat_apply_template(chat_template.c_str(), msgs, n_msg, facts != nullptr, buf.data(),
-                                    static_cast<int>(buf.size()));
+  int n = llama_chat_apply_template(chat_template.c_str(), msgs, n_msg, facts != nullptr,
+                                    buf.data(), static_cast<int>(buf.size()));
   if (n > static_cast<int>(buf.size())) {
     buf.resize(static_cast<std::size_t>(n));
-    n = llama_chat_apply_template(chat_template.c_str(), msgs, n_msg, facts != nullptr, buf.data(), n);
+    n = llama_chat_apply_template(chat_template.c_str(), msgs, n_msg, facts != nullptr, buf.data(),
+                                  n);
   }
   return n > 0 ? std::string(buf.data(), static_cast<std::size_t>(n)) : std::string();
 }
@@ -264,8 +283,8 @@ std::vector<llama_token> AdviceEngine::Impl::tokenize(const std::string& text) c
   return tokens;
 }
 
-bool AdviceEngine::Impl::decode(Slot& slot, const llama_token* tokens, int n, int pos, llama_seq_id seq,
-                                bool logits_last) {
+bool AdviceEngine::Impl::decode(Slot& slot, const llama_token* tokens, int n, int pos,
+                                llama_seq_id seq, bool logits_last) {
   llama_batch& b = *slot.batch;
   b.n_tokens = n;
   for (int i = 0; i < n; ++i) {
@@ -292,7 +311,9 @@ bool AdviceEngine::Impl::start(Slot& slot, const std::shared_ptr<Request>& req) 
   // decoded so there are logits to sample from.
   int reuse = 0;
   const int cached = static_cast<int>(slot.prefix.size());
-  while (reuse < cached && reuse < n - 1 && slot.prefix[static_cast<std::size_t>(reuse)] == tokens[static_cast<std::size_t>(reuse)]) ++reuse;
+  while (reuse < cached && reuse < n - 1 &&
+         slot.prefix[static_cast<std::size_t>(reuse)] == tokens[static_cast<std::size_t>(reuse)])
+    ++reuse;
   if (reuse > 0) llama_memory_seq_cp(mem, kPrefixSeq, kRequestSeq, 0, reuse);
   if (!decode(slot, tokens.data() + reuse, n - reuse, reuse, kRequestSeq, true)) return false;
   slot.n_past = n;
@@ -337,7 +358,8 @@ bool AdviceEngine::Impl::emit_sentences(Slot& slot, bool final_flush) {
     const std::string_view sentence(slot.text.data() + slot.streamed, end - slot.streamed);
     GroundingOptions partial;
     partial.require_meal_name = false;
-    if (!trim(std::string(sentence)).empty() && !check_grounding(sentence, req.facts, partial).ok()) return false;
+    if (!trim(std::string(sentence)).empty() && !check_grounding(sentence, req.facts, partial).ok())
+      return false;
     if (req.on_text) {
       std::lock_guard lock(req.mutex);
       if (!req.abandoned) req.on_text(sentence);
@@ -368,7 +390,8 @@ bool AdviceEngine::Impl::step(Slot& slot) {
     finish(slot, FallbackReason::model_error);
     return false;
   }
-  if (req.result.generated_tokens == 0) req.result.first_token_ms = ms_between(req.start, Clock::now());
+  if (req.result.generated_tokens == 0)
+    req.result.first_token_ms = ms_between(req.start, Clock::now());
   ++req.result.generated_tokens;
   ++generated_tokens;
   slot.text.append(piece, static_cast<std::size_t>(len));
@@ -497,7 +520,9 @@ AdviceEngine::AdviceEngine(const EngineOptions& options) : impl_(std::make_uniqu
                                                   {"max_new_tokens", options.max_new_tokens},
                                                   {"threads", options.threads}};
   for (const auto& [field, value] : positive) {
-    if (value < 1) throw std::invalid_argument(std::string("advice engine: ") + field + ": " + std::to_string(value) + " must be >= 1");
+    if (value < 1)
+      throw std::invalid_argument(std::string("advice engine: ") + field + ": " +
+                                  std::to_string(value) + " must be >= 1");
   }
   impl_->load();
   if (impl_->model) impl_->worker = std::thread([this] { impl_->run(); });
@@ -521,7 +546,8 @@ AdviceResult AdviceEngine::advise(const AdviceFacts& facts, std::chrono::millise
   return advise(facts, Clock::now() + timeout, on_text);
 }
 
-AdviceResult AdviceEngine::advise(const AdviceFacts& facts, Clock::time_point deadline, const TextCallback& on_text) {
+AdviceResult AdviceEngine::advise(const AdviceFacts& facts, Clock::time_point deadline,
+                                  const TextCallback& on_text) {
   const auto start = Clock::now();
   validate_facts(facts);
   auto& im = *impl_;

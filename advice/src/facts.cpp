@@ -13,18 +13,20 @@ namespace {
 
 void require_finite_nonnegative(double value, const char* field) {
   if (!std::isfinite(value) || value < 0) {
-    throw std::invalid_argument(std::string("advice facts: ") + field + ": " + std::to_string(value) +
-                                " must be a finite number >= 0");
+    throw std::invalid_argument(std::string("advice facts: ") + field + ": " +
+                                std::to_string(value) + " must be a finite number >= 0");
   }
 }
 
-void require_one_of(const std::string& value, const char* field, std::initializer_list<std::string_view> allowed) {
+void require_one_of(const std::string& value, const char* field,
+                    std::initializer_list<std::string_view> allowed) {
   for (auto a : allowed) {
     if (value == a) return;
   }
   std::string list;
   for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
-  throw std::invalid_argument(std::string("advice facts: ") + field + ": '" + value + "' is not one of " + list);
+  throw std::invalid_argument(std::string("advice facts: ") + field + ": '" + value +
+                              "' is not one of " + list);
 }
 
 long round_half_away(double v) { return std::lround(v); }
@@ -32,12 +34,15 @@ long round_half_away(double v) { return std::lround(v); }
 }  // namespace
 
 void validate_facts(const AdviceFacts& f) {
-  if (f.meal_name.empty()) throw std::invalid_argument("advice facts: meal_name: must not be empty");
+  if (f.meal_name.empty())
+    throw std::invalid_argument("advice facts: meal_name: must not be empty");
   require_one_of(f.slot, "slot", {"breakfast", "lunch", "dinner", "snack"});
   require_one_of(f.goal, "goal", {"lose", "maintain", "gain"});
   require_one_of(f.diet, "diet", {"none", "vegetarian", "vegan", "pescatarian"});
   for (const auto& a : f.excluded) {
-    require_one_of(a, "excluded", {"milk", "egg", "fish", "shellfish", "tree_nuts", "peanuts", "gluten", "soy", "sesame"});
+    require_one_of(
+        a, "excluded",
+        {"milk", "egg", "fish", "shellfish", "tree_nuts", "peanuts", "gluten", "soy", "sesame"});
   }
   const auto& n = f.per_serving;
   require_finite_nonnegative(n.kcal, "per_serving.kcal");
@@ -50,11 +55,12 @@ void validate_facts(const AdviceFacts& f) {
   require_finite_nonnegative(f.eaten_protein_g, "eaten_protein_g");
   require_finite_nonnegative(f.side_kcal, "side_kcal");
   if (!std::isfinite(f.day_kcal_target) || f.day_kcal_target <= 0) {
-    throw std::invalid_argument("advice facts: day_kcal_target: " + std::to_string(f.day_kcal_target) + " must be > 0");
+    throw std::invalid_argument(
+        "advice facts: day_kcal_target: " + std::to_string(f.day_kcal_target) + " must be > 0");
   }
   if (!std::isfinite(f.day_protein_target_g) || f.day_protein_target_g <= 0) {
-    throw std::invalid_argument("advice facts: day_protein_target_g: " + std::to_string(f.day_protein_target_g) +
-                                " must be > 0");
+    throw std::invalid_argument("advice facts: day_protein_target_g: " +
+                                std::to_string(f.day_protein_target_g) + " must be > 0");
   }
 }
 
@@ -77,8 +83,11 @@ FactNumbers fact_numbers(const AdviceFacts& f) {
   r.over_kcal = after < 0 ? round_half_away(-after) : 0;
   r.pct_day = f.day_kcal_target > 0 ? round_half_away(100.0 * n.kcal / f.day_kcal_target) : 0;
   r.day_protein_g = round_half_away(f.day_protein_target_g);
-  r.protein_left_g = round_half_away(std::max(0.0, f.day_protein_target_g - f.eaten_protein_g - n.protein_g));
-  r.pct_protein = f.day_protein_target_g > 0 ? round_half_away(100.0 * n.protein_g / f.day_protein_target_g) : 0;
+  r.protein_left_g =
+      round_half_away(std::max(0.0, f.day_protein_target_g - f.eaten_protein_g - n.protein_g));
+  r.pct_protein = f.day_protein_target_g > 0
+                      ? round_half_away(100.0 * n.protein_g / f.day_protein_target_g)
+                      : 0;
   r.side_kcal = f.side_name.empty() ? 0 : round_half_away(f.side_kcal);
   return r;
 }
@@ -87,7 +96,8 @@ std::string_view system_prompt() {
   // Kept short: every token here is evaluated once per context, but a small model also
   // attends over it on every generated token.
   return "You are forkcast's meal coach. Write two or three short sentences of advice about the "
-         "suggested meal, using only the facts below. Name the meal, copy numbers exactly, and never "
+         "suggested meal, using only the facts below. Name the meal, copy numbers exactly, and "
+         "never "
          "mention a food the user avoids.\n";
 }
 
@@ -97,18 +107,20 @@ std::string facts_prompt(const AdviceFacts& f) {
   s.reserve(512);
   s += "Meal: " + f.meal_name + "\n";
   s += "Slot: " + f.slot + "\n";
-  s += "Serving: " + std::to_string(x.kcal) + " kcal, " + std::to_string(x.protein_g) + " g protein, " +
-       std::to_string(x.carbs_g) + " g carbs, " + std::to_string(x.fat_g) + " g fat, " +
-       std::to_string(x.fiber_g) + " g fiber, " + std::to_string(x.sodium_mg) + " mg sodium\n";
+  s += "Serving: " + std::to_string(x.kcal) + " kcal, " + std::to_string(x.protein_g) +
+       " g protein, " + std::to_string(x.carbs_g) + " g carbs, " + std::to_string(x.fat_g) +
+       " g fat, " + std::to_string(x.fiber_g) + " g fiber, " + std::to_string(x.sodium_mg) +
+       " mg sodium\n";
   s += "Day: target " + std::to_string(x.day_kcal) + " kcal, left " + std::to_string(x.left_kcal) +
-       " kcal, after " + std::to_string(x.after_kcal) + " kcal, over " + std::to_string(x.over_kcal) +
-       " kcal, share " + std::to_string(x.pct_day) + "%\n";
-  s += "Protein: target " + std::to_string(x.day_protein_g) + " g, left after " + std::to_string(x.protein_left_g) +
-       " g, share " + std::to_string(x.pct_protein) + "%\n";
+       " kcal, after " + std::to_string(x.after_kcal) + " kcal, over " +
+       std::to_string(x.over_kcal) + " kcal, share " + std::to_string(x.pct_day) + "%\n";
+  s += "Protein: target " + std::to_string(x.day_protein_g) + " g, left after " +
+       std::to_string(x.protein_left_g) + " g, share " + std::to_string(x.pct_protein) + "%\n";
   s += "Goal: " + f.goal + "\n";
   s += "Diet: " + f.diet + "\n";
   std::string avoid;
-  for (const auto& a : f.excluded) avoid += (avoid.empty() ? "" : ", ") + detail::display_allergen(a);
+  for (const auto& a : f.excluded)
+    avoid += (avoid.empty() ? "" : ", ") + detail::display_allergen(a);
   s += "Avoid: " + (avoid.empty() ? std::string("none") : avoid) + "\n";
   if (f.side_name.empty()) {
     s += "Side: none\n";
@@ -121,14 +133,14 @@ std::string facts_prompt(const AdviceFacts& f) {
 std::string template_advice(const AdviceFacts& f) {
   const FactNumbers x = fact_numbers(f);
   std::string s = f.meal_name + " for " + f.slot + ": " + std::to_string(x.kcal) + " kcal with " +
-                  std::to_string(x.protein_g) + " g protein, " + std::to_string(x.carbs_g) + " g carbs and " +
-                  std::to_string(x.fat_g) + " g fat.";
+                  std::to_string(x.protein_g) + " g protein, " + std::to_string(x.carbs_g) +
+                  " g carbs and " + std::to_string(x.fat_g) + " g fat.";
   if (x.over_kcal > 0) {
-    s += " It puts you " + std::to_string(x.over_kcal) + " kcal over your " + std::to_string(x.day_kcal) +
-         " kcal day, so keep the rest of today light.";
+    s += " It puts you " + std::to_string(x.over_kcal) + " kcal over your " +
+         std::to_string(x.day_kcal) + " kcal day, so keep the rest of today light.";
   } else {
-    s += " That is " + std::to_string(x.pct_day) + "% of your " + std::to_string(x.day_kcal) + " kcal day and leaves " +
-         std::to_string(x.after_kcal) + " kcal for later.";
+    s += " That is " + std::to_string(x.pct_day) + "% of your " + std::to_string(x.day_kcal) +
+         " kcal day and leaves " + std::to_string(x.after_kcal) + " kcal for later.";
   }
   if (f.goal == "lose") {
     s += " A filling choice while you trim calories.";
@@ -138,7 +150,8 @@ std::string template_advice(const AdviceFacts& f) {
     s += " A steady choice to keep you on track.";
   }
   if (!f.side_name.empty()) {
-    s += " Add " + f.side_name + " (" + std::to_string(x.side_kcal) + " kcal) if you are still hungry.";
+    s += " Add " + f.side_name + " (" + std::to_string(x.side_kcal) +
+         " kcal) if you are still hungry.";
   }
   return s;
 }

@@ -6,8 +6,9 @@
 
 namespace forkcast::advice {
 
-AdviceFacts facts_from_catalog(const env::Catalog& catalog, const env::Meal& meal, const env::UserProfile& profile,
-                               const DayIntake& eaten, const env::Meal* side) {
+AdviceFacts facts_from_catalog(const env::Catalog& catalog, const env::Meal& meal,
+                               const env::UserProfile& profile, const DayIntake& eaten,
+                               const env::Meal* side) {
   (void)catalog;  // kept in the signature: facts may grow fields that need it (cuisine names)
   AdviceFacts f;
   f.meal_id = meal.id;
@@ -34,8 +35,9 @@ AdviceFacts facts_from_catalog(const env::Catalog& catalog, const env::Meal& mea
   return f;
 }
 
-const env::Meal* pick_side(const env::Catalog& catalog, const env::Meal& meal, const env::UserProfile& profile,
-                           const DayIntake& eaten, std::size_t salt) {
+const env::Meal* pick_side(const env::Catalog& catalog, const env::Meal& meal,
+                           const env::UserProfile& profile, const DayIntake& eaten,
+                           std::size_t salt) {
   const double left_after = profile.kcal_target() - eaten.kcal - meal.per_serving.kcal;
   std::vector<const env::Meal*> fitting;
   for (const auto& m : catalog.meals()) {
@@ -44,7 +46,8 @@ const env::Meal* pick_side(const env::Catalog& catalog, const env::Meal& meal, c
   }
   if (fitting.empty()) return nullptr;
   std::sort(fitting.begin(), fitting.end(), [](const env::Meal* a, const env::Meal* b) {
-    return a->per_serving.kcal != b->per_serving.kcal ? a->per_serving.kcal < b->per_serving.kcal : a->id < b->id;
+    return a->per_serving.kcal != b->per_serving.kcal ? a->per_serving.kcal < b->per_serving.kcal
+                                                      : a->id < b->id;
   });
   return fitting[salt % fitting.size()];
 }

@@ -23,21 +23,28 @@ struct Lexicon {
   WordList words;
 };
 const std::array<Lexicon, 13> kLexicons = {{
-    {"milk", {"milk", "cheese", "butter", "cream", "yogurt", "yoghurt", "whey", "dairy", "parmesan", "mozzarella",
-              "feta", "ricotta", "cheddar", "paneer", "ghee", "buttermilk", "queso", "custard", "latte"}},
+    {"milk",
+     {"milk", "cheese", "butter", "cream", "yogurt", "yoghurt", "whey", "dairy", "parmesan",
+      "mozzarella", "feta", "ricotta", "cheddar", "paneer", "ghee", "buttermilk", "queso",
+      "custard", "latte"}},
     {"egg", {"egg", "omelet", "omelette", "mayonnaise", "mayo", "meringue", "frittata"}},
-    {"fish", {"fish", "salmon", "tuna", "cod", "sardine", "anchovy", "anchovie", "trout", "mackerel", "tilapia",
-              "halibut", "lox"}},
-    {"shellfish", {"shellfish", "shrimp", "prawn", "crab", "lobster", "scallop", "clam", "mussel", "oyster"}},
-    {"tree_nuts", {"almond", "walnut", "cashew", "pecan", "pistachio", "hazelnut", "nut", "macadamia"}},
+    {"fish",
+     {"fish", "salmon", "tuna", "cod", "sardine", "anchovy", "anchovie", "trout", "mackerel",
+      "tilapia", "halibut", "lox"}},
+    {"shellfish",
+     {"shellfish", "shrimp", "prawn", "crab", "lobster", "scallop", "clam", "mussel", "oyster"}},
+    {"tree_nuts",
+     {"almond", "walnut", "cashew", "pecan", "pistachio", "hazelnut", "nut", "macadamia"}},
     {"peanuts", {"peanut", "nut"}},
-    {"gluten", {"wheat", "bread", "pasta", "gluten", "barley", "rye", "couscous", "bagel", "toast", "cracker",
-                "seitan", "spaghetti", "noodle", "flour", "biscuit", "muffin", "pancake", "waffle"}},
+    {"gluten",
+     {"wheat", "bread", "pasta", "gluten", "barley", "rye", "couscous", "bagel", "toast", "cracker",
+      "seitan", "spaghetti", "noodle", "flour", "biscuit", "muffin", "pancake", "waffle"}},
     {"soy", {"soy", "tofu", "edamame", "tempeh", "miso", "soybean"}},
     {"sesame", {"sesame", "tahini"}},
     // Diet groups (not allergens): the diet decides which of these are excluded.
-    {"meat", {"beef", "pork", "bacon", "ham", "sausage", "steak", "lamb", "chorizo", "pepperoni", "salami",
-              "meatball", "meatloaf", "rib", "jerky", "carnitas", "brisket", "veal", "meat", "burger"}},
+    {"meat",
+     {"beef", "pork", "bacon", "ham", "sausage", "steak", "lamb", "chorizo", "pepperoni", "salami",
+      "meatball", "meatloaf", "rib", "jerky", "carnitas", "brisket", "veal", "meat", "burger"}},
     {"poultry", {"chicken", "turkey", "duck"}},
     {"honey", {"honey"}},
     {"gelatin", {"gelatin"}},
@@ -62,7 +69,8 @@ bool is_digit(char c) { return c >= '0' && c <= '9'; }
 // judged as free text.
 void blank_name(std::string& text, const std::string& name) {
   if (name.empty()) return;
-  for (std::size_t pos = text.find(name); pos != std::string::npos; pos = text.find(name, pos + name.size())) {
+  for (std::size_t pos = text.find(name); pos != std::string::npos;
+       pos = text.find(name, pos + name.size())) {
     std::fill(text.begin() + static_cast<std::ptrdiff_t>(pos),
               text.begin() + static_cast<std::ptrdiff_t>(pos + name.size()), ' ');
   }
@@ -70,8 +78,10 @@ void blank_name(std::string& text, const std::string& name) {
 
 bool word_matches(std::string_view word, std::string_view lex) {
   if (word == lex) return true;
-  if (word.size() == lex.size() + 1 && word.back() == 's' && word.substr(0, lex.size()) == lex) return true;
-  if (word.size() == lex.size() + 2 && word.substr(lex.size()) == "es" && word.substr(0, lex.size()) == lex) {
+  if (word.size() == lex.size() + 1 && word.back() == 's' && word.substr(0, lex.size()) == lex)
+    return true;
+  if (word.size() == lex.size() + 2 && word.substr(lex.size()) == "es" &&
+      word.substr(0, lex.size()) == lex) {
     return true;
   }
   return false;
@@ -91,16 +101,22 @@ std::string format_number(double v) {
 
 std::string_view rule_name(GroundingRule rule) {
   switch (rule) {
-    case GroundingRule::ok: return "ok";
-    case GroundingRule::empty: return "empty";
-    case GroundingRule::meal_not_named: return "meal_not_named";
-    case GroundingRule::unknown_number: return "unknown_number";
-    case GroundingRule::excluded_ingredient: return "excluded_ingredient";
+    case GroundingRule::ok:
+      return "ok";
+    case GroundingRule::empty:
+      return "empty";
+    case GroundingRule::meal_not_named:
+      return "meal_not_named";
+    case GroundingRule::unknown_number:
+      return "unknown_number";
+    case GroundingRule::excluded_ingredient:
+      return "excluded_ingredient";
   }
   return "unknown";
 }
 
-GroundingResult check_grounding(std::string_view text, const AdviceFacts& f, const GroundingOptions& options) {
+GroundingResult check_grounding(std::string_view text, const AdviceFacts& f,
+                                const GroundingOptions& options) {
   GroundingResult result;
   bool any = false;
   for (char c : text) any = any || !std::isspace(static_cast<unsigned char>(c));
@@ -125,12 +141,14 @@ GroundingResult check_grounding(std::string_view text, const AdviceFacts& f, con
   // Numbers: integers must be one of the rounded facts; a one-decimal number must be a
   // nutrient rounded to one decimal (a model may copy the catalog's precision).
   const FactNumbers x = fact_numbers(f);
-  const std::set<long> integers = {x.kcal,       x.protein_g,   x.carbs_g,        x.fat_g,      x.fiber_g,
-                                   x.sodium_mg,  x.day_kcal,    x.left_kcal,      x.after_kcal, x.over_kcal,
-                                   x.pct_day,    x.day_protein_g, x.protein_left_g, x.pct_protein, x.side_kcal};
+  const std::set<long> integers = {x.kcal,           x.protein_g,   x.carbs_g,  x.fat_g,
+                                   x.fiber_g,        x.sodium_mg,   x.day_kcal, x.left_kcal,
+                                   x.after_kcal,     x.over_kcal,   x.pct_day,  x.day_protein_g,
+                                   x.protein_left_g, x.pct_protein, x.side_kcal};
   const auto& n = f.per_serving;
   std::set<long> tenths;  // one-decimal values times ten
-  for (double v : {n.kcal, n.protein_g, n.carbs_g, n.fat_g, n.fiber_g, n.sodium_mg}) tenths.insert(std::lround(v * 10));
+  for (double v : {n.kcal, n.protein_g, n.carbs_g, n.fat_g, n.fiber_g, n.sodium_mg})
+    tenths.insert(std::lround(v * 10));
   for (std::size_t i = 0; i < lower.size();) {
     if (!is_digit(lower[i])) {
       ++i;
@@ -146,7 +164,8 @@ GroundingResult check_grounding(std::string_view text, const AdviceFacts& f, con
       while (end < lower.size() && is_digit(lower[end])) ++end;
     }
     const std::string token = lower.substr(i, end - i);
-    if (token.size() > 9) return {GroundingRule::unknown_number, "number " + token + " matches no fact"};
+    if (token.size() > 9)
+      return {GroundingRule::unknown_number, "number " + token + " matches no fact"};
     const double value = std::stod(token);
     bool known = false;
     if (!decimal) {
@@ -154,7 +173,8 @@ GroundingResult check_grounding(std::string_view text, const AdviceFacts& f, con
     } else {
       known = (end - j - 1) == 1 && tenths.count(std::lround(value * 10)) > 0;
     }
-    if (!known) return {GroundingRule::unknown_number, "number " + format_number(value) + " matches no fact"};
+    if (!known)
+      return {GroundingRule::unknown_number, "number " + format_number(value) + " matches no fact"};
     i = end;
   }
 
@@ -173,8 +193,9 @@ GroundingResult check_grounding(std::string_view text, const AdviceFacts& f, con
         if (std::find(groups.begin(), groups.end(), lex.group) == groups.end()) continue;
         for (auto w : lex.words) {
           if (word_matches(word, w)) {
-            return {GroundingRule::excluded_ingredient,
-                    "'" + std::string(word) + "' names a food the user avoids (" + std::string(lex.group) + ")"};
+            return {GroundingRule::excluded_ingredient, "'" + std::string(word) +
+                                                            "' names a food the user avoids (" +
+                                                            std::string(lex.group) + ")"};
           }
         }
       }

@@ -18,7 +18,8 @@
 namespace forkcast::advice {
 
 std::string file_sha256(const std::string& path) {
-  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"), &std::fclose);
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> file(std::fopen(path.c_str(), "rb"),
+                                                       &std::fclose);
   if (!file) throw ModelError("advice model '" + path + "': cannot open: " + std::strerror(errno));
   std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
   if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) {
@@ -45,13 +46,15 @@ std::string file_sha256(const std::string& path) {
   return hex;
 }
 
-std::string verify_model_file(const std::string& path, const std::string& manifest_path, bool allow_unknown) {
+std::string verify_model_file(const std::string& path, const std::string& manifest_path,
+                              bool allow_unknown) {
   const std::string sha = file_sha256(path);
   std::ifstream in(manifest_path);
   if (!in) {
     if (allow_unknown) return sha;
-    throw ModelError("advice model '" + path + "': manifest '" + manifest_path +
-                     "' cannot be read; set advice.allow_unknown_model: true to load unlisted models");
+    throw ModelError(
+        "advice model '" + path + "': manifest '" + manifest_path +
+        "' cannot be read; set advice.allow_unknown_model: true to load unlisted models");
   }
   const std::string name = std::filesystem::path(path).filename().string();
   std::string line;
@@ -67,10 +70,12 @@ std::string verify_model_file(const std::string& path, const std::string& manife
   }
   if (allow_unknown) return sha;
   if (!listed_for_name.empty()) {
-    throw ModelError("advice model '" + path + "': sha256 " + sha + " does not match " + listed_for_name + " listed for " +
-                     name + " in " + manifest_path + " (corrupt or replaced file); refusing to load it");
+    throw ModelError("advice model '" + path + "': sha256 " + sha + " does not match " +
+                     listed_for_name + " listed for " + name + " in " + manifest_path +
+                     " (corrupt or replaced file); refusing to load it");
   }
-  throw ModelError("advice model '" + path + "': sha256 " + sha + " is not listed in " + manifest_path +
+  throw ModelError("advice model '" + path + "': sha256 " + sha + " is not listed in " +
+                   manifest_path +
                    "; add it there or set advice.allow_unknown_model: true to load it anyway");
 }
 

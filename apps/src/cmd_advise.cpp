@@ -35,8 +35,8 @@ Enum parse_named(const YAML::Node& node, const std::string& file, const char* ke
     if (value == name) return static_cast<Enum>(i);
     allowed += (allowed.empty() ? "" : ", ") + std::string(name);
   }
-  throw std::invalid_argument(file + ":" + std::to_string(node.Mark().line + 1) + ": " + key + ": '" + value +
-                              "' is not one of " + allowed);
+  throw std::invalid_argument(file + ":" + std::to_string(node.Mark().line + 1) + ": " + key +
+                              ": '" + value + "' is not one of " + allowed);
 }
 
 std::string_view sex_name(env::Sex s) { return s == env::Sex::female ? "female" : "male"; }
@@ -50,7 +50,9 @@ std::pair<env::UserProfile, advice::DayIntake> read_profile(const std::string& f
   } catch (const YAML::Exception& e) {
     throw std::invalid_argument("--user-profile: " + file + ": " + e.what());
   }
-  if (!root.IsMap()) throw std::invalid_argument("--user-profile: " + file + ": expected a mapping of profile fields");
+  if (!root.IsMap())
+    throw std::invalid_argument("--user-profile: " + file +
+                                ": expected a mapping of profile fields");
   env::UserProfile p;
   advice::DayIntake eaten;
   for (const auto& kv : root) {
@@ -58,37 +60,56 @@ std::pair<env::UserProfile, advice::DayIntake> read_profile(const std::string& f
     const auto& v = kv.second;
     const auto where = file + ":" + std::to_string(kv.first.Mark().line + 1) + ": ";
     try {
-      if (key == "sex") p.sex = parse_named<env::Sex>(v, file, "sex", 2, sex_name);
-      else if (key == "age") p.age = v.as<int>();
-      else if (key == "height_cm") p.height_cm = v.as<double>();
-      else if (key == "weight_kg") p.weight_kg = v.as<double>();
-      else if (key == "activity") p.activity = parse_named<env::Activity>(v, file, "activity", 5, env::activity_name);
-      else if (key == "goal") p.goal = parse_named<env::Goal>(v, file, "goal", 3, env::goal_name);
-      else if (key == "diet") p.diet = parse_named<env::DietPreference>(v, file, "diet", 4, env::diet_preference_name);
-      else if (key == "protein_g_per_kg") p.protein_g_per_kg = v.as<double>();
-      else if (key == "budget_usd") p.budget_usd = v.as<double>();
-      else if (key == "cook_time_min") p.cook_time_min = v.as<double>();
-      else if (key == "sodium_limit_mg") p.sodium_limit_mg = v.as<double>();
-      else if (key == "eaten_kcal") eaten.kcal = v.as<double>();
-      else if (key == "eaten_protein_g") eaten.protein_g = v.as<double>();
+      if (key == "sex")
+        p.sex = parse_named<env::Sex>(v, file, "sex", 2, sex_name);
+      else if (key == "age")
+        p.age = v.as<int>();
+      else if (key == "height_cm")
+        p.height_cm = v.as<double>();
+      else if (key == "weight_kg")
+        p.weight_kg = v.as<double>();
+      else if (key == "activity")
+        p.activity = parse_named<env::Activity>(v, file, "activity", 5, env::activity_name);
+      else if (key == "goal")
+        p.goal = parse_named<env::Goal>(v, file, "goal", 3, env::goal_name);
+      else if (key == "diet")
+        p.diet = parse_named<env::DietPreference>(v, file, "diet", 4, env::diet_preference_name);
+      else if (key == "protein_g_per_kg")
+        p.protein_g_per_kg = v.as<double>();
+      else if (key == "budget_usd")
+        p.budget_usd = v.as<double>();
+      else if (key == "cook_time_min")
+        p.cook_time_min = v.as<double>();
+      else if (key == "sodium_limit_mg")
+        p.sodium_limit_mg = v.as<double>();
+      else if (key == "eaten_kcal")
+        eaten.kcal = v.as<double>();
+      else if (key == "eaten_protein_g")
+        eaten.protein_g = v.as<double>();
       else if (key == "excluded") {
         for (const auto& a : v) {
           const auto name = a.as<std::string>();
           const auto allergen = env::parse_allergen(name);
-          if (!allergen) throw std::invalid_argument(where + "excluded: '" + name + "' is not an allergen");
+          if (!allergen)
+            throw std::invalid_argument(where + "excluded: '" + name + "' is not an allergen");
           p.excluded |= static_cast<env::AllergenSet>(1U << static_cast<int>(*allergen));
         }
       } else {
-        throw std::invalid_argument(where + key + ": unknown field (sex, age, height_cm, weight_kg, activity, goal, "
-                                    "diet, excluded, protein_g_per_kg, budget_usd, cook_time_min, sodium_limit_mg, "
-                                    "eaten_kcal, eaten_protein_g)");
+        throw std::invalid_argument(
+            where + key +
+            ": unknown field (sex, age, height_cm, weight_kg, activity, goal, "
+            "diet, excluded, protein_g_per_kg, budget_usd, cook_time_min, sodium_limit_mg, "
+            "eaten_kcal, eaten_protein_g)");
       }
     } catch (const YAML::Exception& e) {
       throw std::invalid_argument(where + key + ": " + e.what());
     }
   }
-  if (p.age < 10 || p.age > 120) throw std::invalid_argument(file + ": age: " + std::to_string(p.age) + " is out of range 10..120");
-  if (p.weight_kg <= 0 || p.height_cm <= 0) throw std::invalid_argument(file + ": height_cm and weight_kg must be > 0");
+  if (p.age < 10 || p.age > 120)
+    throw std::invalid_argument(file + ": age: " + std::to_string(p.age) +
+                                " is out of range 10..120");
+  if (p.weight_kg <= 0 || p.height_cm <= 0)
+    throw std::invalid_argument(file + ": height_cm and weight_kg must be > 0");
   return {p, eaten};
 }
 
@@ -96,18 +117,21 @@ void run_advise(const GlobalOptions& global, const AdviseOptions& opts) {
   const auto config = load_config_and_logging(global);
   const auto catalog = env::Catalog::load(config.policy.catalog_dir);
   const auto index = catalog.find_meal(opts.meal_id);
-  if (!index) throw std::invalid_argument("--meal: '" + opts.meal_id + "' is not in the catalog (see `forkcast catalog list`)");
+  if (!index)
+    throw std::invalid_argument("--meal: '" + opts.meal_id +
+                                "' is not in the catalog (see `forkcast catalog list`)");
   const auto& meal = catalog.meals()[*index];
   const auto [profile, eaten] = read_profile(opts.profile_file);
   if (!profile.allows(meal)) {
-    throw std::invalid_argument("--meal: '" + opts.meal_id + "' is not allowed for this profile (diet or allergens)");
+    throw std::invalid_argument("--meal: '" + opts.meal_id +
+                                "' is not allowed for this profile (diet or allergens)");
   }
   const auto* side = advice::pick_side(catalog, meal, profile, eaten);
   const auto facts = advice::facts_from_catalog(catalog, meal, profile, eaten, side);
 
   if (opts.show_prompt) {
-    std::fprintf(stderr, "%s%s%s\n", std::string(advice::system_prompt()).c_str(), advice::facts_prompt(facts).c_str(),
-                 std::string(advice::kAdviceCue).c_str());
+    std::fprintf(stderr, "%s%s%s\n", std::string(advice::system_prompt()).c_str(),
+                 advice::facts_prompt(facts).c_str(), std::string(advice::kAdviceCue).c_str());
   }
 
   advice::EngineOptions eo;
@@ -119,7 +143,9 @@ void run_advise(const GlobalOptions& global, const AdviseOptions& opts) {
   eo.threads = ac.threads;
   eo.max_new_tokens = ac.max_new_tokens;
   advice::AdviceEngine engine(eo);
-  if (!engine.load_error().empty()) std::fprintf(stderr, "forkcast advise: %s; using template advice\n", engine.load_error().c_str());
+  if (!engine.load_error().empty())
+    std::fprintf(stderr, "forkcast advise: %s; using template advice\n",
+                 engine.load_error().c_str());
 
   advice::TextCallback on_text;
   bool streamed = false;
@@ -134,14 +160,17 @@ void run_advise(const GlobalOptions& global, const AdviseOptions& opts) {
   if (streamed && r.source == advice::AdviceSource::model) {
     std::printf("\n");
   } else {
-    if (streamed) std::printf("\n[replaced: %s]\n", std::string(advice::reason_name(r.reason)).c_str());
+    if (streamed)
+      std::printf("\n[replaced: %s]\n", std::string(advice::reason_name(r.reason)).c_str());
     std::printf("%s\n", r.text.c_str());
   }
   std::fflush(stdout);
   if (opts.show_source) {
-    std::fprintf(stderr, "source: %s, reason: %s, %d prompt tokens (%d cached), %d generated, %.1f ms\n",
-                 std::string(advice::source_name(r.source)).c_str(), std::string(advice::reason_name(r.reason)).c_str(),
-                 r.prompt_tokens, r.reused_prompt_tokens, r.generated_tokens, r.total_ms);
+    std::fprintf(stderr,
+                 "source: %s, reason: %s, %d prompt tokens (%d cached), %d generated, %.1f ms\n",
+                 std::string(advice::source_name(r.source)).c_str(),
+                 std::string(advice::reason_name(r.reason)).c_str(), r.prompt_tokens,
+                 r.reused_prompt_tokens, r.generated_tokens, r.total_ms);
   }
 }
 
@@ -150,16 +179,20 @@ void run_advise(const GlobalOptions& global, const AdviseOptions& opts) {
 void add_advise_command(CLI::App& app, const GlobalOptions& global) {
   auto opts = std::make_shared<AdviseOptions>();
   auto* sub = app.add_subcommand("advise", "Print advice for a meal from the command line");
-  sub->add_option("--meal", opts->meal_id, "catalog meal id (see `forkcast catalog list`)")->required();
+  sub->add_option("--meal", opts->meal_id, "catalog meal id (see `forkcast catalog list`)")
+      ->required();
   sub->add_option("--user-profile", opts->profile_file,
-                  "YAML/JSON file: sex, age, height_cm, weight_kg, activity, goal, diet, excluded, eaten_kcal, ...")
+                  "YAML/JSON file: sex, age, height_cm, weight_kg, activity, goal, diet, excluded, "
+                  "eaten_kcal, ...")
       ->required()
       ->check(CLI::ExistingFile);
   sub->add_flag("--stream", opts->stream, "print sentences as they are generated");
-  sub->add_flag("--show-source", opts->show_source, "print to stderr whether the model or the template answered");
+  sub->add_flag("--show-source", opts->show_source,
+                "print to stderr whether the model or the template answered");
   sub->add_flag("--show-prompt", opts->show_prompt, "print the prompt's facts to stderr");
-  sub->footer("The model is advice.model_path (config); its sha256 must be in models/manifest unless\n"
-              "advice.allow_unknown_model is true. Without a usable model the template advice is printed.");
+  sub->footer(
+      "The model is advice.model_path (config); its sha256 must be in models/manifest unless\n"
+      "advice.allow_unknown_model is true. Without a usable model the template advice is printed.");
   sub->callback([opts, &global] { run_advise(global, *opts); });
 }
 

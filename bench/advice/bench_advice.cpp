@@ -55,11 +55,12 @@ double read_bandwidth_gbs() {
   return best;
 }
 
-nlohmann::json run(const forkcast::advice::EngineOptions& options, const std::vector<forkcast::advice::AdviceFacts>& facts,
-                   int warmup) {
+nlohmann::json run(const forkcast::advice::EngineOptions& options,
+                   const std::vector<forkcast::advice::AdviceFacts>& facts, int warmup) {
   forkcast::advice::AdviceEngine engine(options);
   if (!engine.ready()) throw std::runtime_error(engine.load_error());
-  for (int i = 0; i < warmup; ++i) engine.advise(facts[static_cast<std::size_t>(i) % facts.size()], std::chrono::minutes(1));
+  for (int i = 0; i < warmup; ++i)
+    engine.advise(facts[static_cast<std::size_t>(i) % facts.size()], std::chrono::minutes(1));
   std::vector<double> ttft, total;
   double gen_ms = 0;
   long gen_tokens = 0, all_tokens = 0;
@@ -73,15 +74,16 @@ nlohmann::json run(const forkcast::advice::EngineOptions& options, const std::ve
       gen_ms += r.total_ms - r.first_token_ms;
     }
   }
-  return {{"prefix_cache", options.prefix_cache},
-          {"requests", facts.size()},
-          {"mean_new_tokens", static_cast<double>(all_tokens) / static_cast<double>(facts.size())},
-          {"ttft_ms_p50", percentile(ttft, 0.5)},
-          {"ttft_ms_p99", percentile(ttft, 0.99)},
-          {"total_ms_p50", percentile(total, 0.5)},
-          {"total_ms_p99", percentile(total, 0.99)},
-          {"gen_tokens_per_s", gen_ms > 0 ? 1000.0 * static_cast<double>(gen_tokens) / gen_ms : 0.0},
-          {"model_bytes", engine.model_info().size_bytes}};
+  return {
+      {"prefix_cache", options.prefix_cache},
+      {"requests", facts.size()},
+      {"mean_new_tokens", static_cast<double>(all_tokens) / static_cast<double>(facts.size())},
+      {"ttft_ms_p50", percentile(ttft, 0.5)},
+      {"ttft_ms_p99", percentile(ttft, 0.99)},
+      {"total_ms_p50", percentile(total, 0.5)},
+      {"total_ms_p99", percentile(total, 0.99)},
+      {"gen_tokens_per_s", gen_ms > 0 ? 1000.0 * static_cast<double>(gen_tokens) / gen_ms : 0.0},
+      {"model_bytes", engine.model_info().size_bytes}};
 }
 
 }  // namespace
@@ -100,11 +102,13 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     const auto catalog = forkcast::env::Catalog::load(data_dir);
-    const auto population = forkcast::env::Population::load(std::filesystem::path(data_dir) / "population.yaml");
+    const auto population =
+        forkcast::env::Population::load(std::filesystem::path(data_dir) / "population.yaml");
     const auto split = forkcast::advice_lm::split_meals(catalog);
     std::mt19937_64 rng(11);
     std::vector<forkcast::advice::AdviceFacts> facts;
-    for (int i = 0; i < requests; ++i) facts.push_back(forkcast::advice_lm::sample_facts(catalog, population, split.heldout, rng));
+    for (int i = 0; i < requests; ++i)
+      facts.push_back(forkcast::advice_lm::sample_facts(catalog, population, split.heldout, rng));
     forkcast::advice::EngineOptions o;
     o.model_path = model;
     o.allow_unknown_model = allow_unknown;

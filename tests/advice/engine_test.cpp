@@ -32,15 +32,16 @@ std::vector<AdviceFacts> situations() {
   profile.diet = forkcast::env::DietPreference::vegetarian;
   profile.excluded = 1U << static_cast<int>(forkcast::env::Allergen::peanuts);
   std::vector<AdviceFacts> out;
-  const std::pair<const char*, double> picks[] = {
-      {"oatmeal_blueberries_walnuts", 0}, {"grilled_cheese_tomato_soup", 450}, {"veggie_burger_sweet_potato_fries", 1900}};
+  const std::pair<const char*, double> picks[] = {{"oatmeal_blueberries_walnuts", 0},
+                                                  {"grilled_cheese_tomato_soup", 450},
+                                                  {"veggie_burger_sweet_potato_fries", 1900}};
   for (const auto& [id, eaten_kcal] : picks) {
     const auto index = catalog.find_meal(id);
     if (!index) continue;
     const auto& meal = catalog.meals()[*index];
     const forkcast::advice::DayIntake eaten{eaten_kcal, eaten_kcal / 25};
-    out.push_back(forkcast::advice::facts_from_catalog(catalog, meal, profile, eaten,
-                                                       forkcast::advice::pick_side(catalog, meal, profile, eaten)));
+    out.push_back(forkcast::advice::facts_from_catalog(
+        catalog, meal, profile, eaten, forkcast::advice::pick_side(catalog, meal, profile, eaten)));
   }
   return out;
 }
@@ -57,7 +58,8 @@ EngineOptions bundled(float temperature = 0.0F) {
 // A scratch folder for model copies, removed afterwards.
 struct TempDir {
   fs::path path;
-  explicit TempDir(const char* name) : path(fs::temp_directory_path() / (std::string(name) + "-" + std::to_string(::getpid()))) {
+  explicit TempDir(const char* name)
+      : path(fs::temp_directory_path() / (std::string(name) + "-" + std::to_string(::getpid()))) {
     fs::create_directories(path);
   }
   ~TempDir() { fs::remove_all(path); }
@@ -230,7 +232,8 @@ TEST(AdviceEngine, AnUnknownModelIsRefusedUnlessAllowed) {
     AdviceEngine engine(o);
     EXPECT_FALSE(engine.ready());
     EXPECT_NE(engine.load_error().find("is not listed"), std::string::npos) << engine.load_error();
-    EXPECT_NE(engine.load_error().find("allow_unknown_model"), std::string::npos) << engine.load_error();
+    EXPECT_NE(engine.load_error().find("allow_unknown_model"), std::string::npos)
+        << engine.load_error();
   }
   o.allow_unknown_model = true;
   AdviceEngine allowed(o);

@@ -38,7 +38,7 @@ TEST(AdviceFacts, NumbersAreRoundedOnceFromTheUnroundedFacts) {
   EXPECT_EQ(x.left_kcal, 1550);
   EXPECT_EQ(x.after_kcal, 938);  // 2000 - 450 - 612.4 = 937.6
   EXPECT_EQ(x.over_kcal, 0);
-  EXPECT_EQ(x.pct_day, 31);  // 30.6 %
+  EXPECT_EQ(x.pct_day, 31);         // 30.6 %
   EXPECT_EQ(x.protein_left_g, 11);  // 70 - 20 - 38.6 = 11.4
 }
 
@@ -83,7 +83,10 @@ TEST(AdviceGrounding, TemplatePassesForEveryGoalAndBudget) {
 
 TEST(AdviceGrounding, AcceptsCopiedFactsIncludingOneDecimal) {
   const auto f = lunch();
-  EXPECT_TRUE(check_grounding("The Chicken burrito bowl brings 612 kcal and 38.6 g protein, 31% of your day.", f).ok());
+  EXPECT_TRUE(
+      check_grounding(
+          "The Chicken burrito bowl brings 612 kcal and 38.6 g protein, 31% of your day.", f)
+          .ok());
 }
 
 TEST(AdviceGrounding, RejectsANumberNoFactHas) {
@@ -91,7 +94,8 @@ TEST(AdviceGrounding, RejectsANumberNoFactHas) {
   EXPECT_EQ(r.rule, GroundingRule::unknown_number);
   EXPECT_NE(r.detail.find("650"), std::string::npos);
   // Wrong rounding is a wrong number too: 38.6 g is 39, not 38.
-  EXPECT_EQ(check_grounding("Chicken burrito bowl: 38 g protein.", lunch()).rule, GroundingRule::unknown_number);
+  EXPECT_EQ(check_grounding("Chicken burrito bowl: 38 g protein.", lunch()).rule,
+            GroundingRule::unknown_number);
 }
 
 TEST(AdviceGrounding, RequiresTheMealNameUnlessCheckingAPartialSentence) {
@@ -104,8 +108,10 @@ TEST(AdviceGrounding, RequiresTheMealNameUnlessCheckingAPartialSentence) {
 
 TEST(AdviceGrounding, RejectsExcludedAllergenWordsAndPlurals) {
   const auto f = lunch();  // excludes milk and peanuts
-  EXPECT_EQ(check_grounding("Chicken burrito bowl, add some cheese.", f).rule, GroundingRule::excluded_ingredient);
-  EXPECT_EQ(check_grounding("Chicken burrito bowl with peanuts on top.", f).rule, GroundingRule::excluded_ingredient);
+  EXPECT_EQ(check_grounding("Chicken burrito bowl, add some cheese.", f).rule,
+            GroundingRule::excluded_ingredient);
+  EXPECT_EQ(check_grounding("Chicken burrito bowl with peanuts on top.", f).rule,
+            GroundingRule::excluded_ingredient);
   EXPECT_TRUE(check_grounding("Chicken burrito bowl with salsa on top.", f).ok());
 }
 
@@ -130,7 +136,8 @@ TEST(AdviceGrounding, EmptyTextIsRejected) {
 }
 
 TEST(AdviceFromCatalog, EveryCatalogMealGivesValidGroundedTemplateAdvice) {
-  const auto catalog = forkcast::env::Catalog::load(std::filesystem::path(FORKCAST_SOURCE_DIR) / "data");
+  const auto catalog =
+      forkcast::env::Catalog::load(std::filesystem::path(FORKCAST_SOURCE_DIR) / "data");
   forkcast::env::UserProfile profile;
   profile.diet = forkcast::env::DietPreference::vegetarian;
   profile.excluded = 1U << static_cast<int>(forkcast::env::Allergen::peanuts);

@@ -39,7 +39,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     const auto catalog = forkcast::env::Catalog::load(data_dir);
-    const auto population = forkcast::env::Population::load(std::filesystem::path(data_dir) / "population.yaml");
+    const auto population =
+        forkcast::env::Population::load(std::filesystem::path(data_dir) / "population.yaml");
     const auto split = forkcast::advice_lm::split_meals(catalog);
     forkcast::advice::EngineOptions options;
     options.model_path = model;
@@ -73,35 +74,46 @@ int main(int argc, char** argv) {
       total_ms += r.total_ms;
       tokens += r.generated_tokens;
       if (i < samples) {
-        sample_md += "| " + std::to_string(i + 1) + " | " + facts.meal_name + " (" + facts.slot + ", " + facts.goal +
-                     (facts.excluded.empty() ? "" : ", avoids " + std::to_string(facts.excluded.size())) + ") | " +
-                     r.model_text + " | " + (g.ok() ? "yes" : std::string(forkcast::advice::rule_name(g.rule)) + ": " + g.detail) +
-                     " |\n";
+        sample_md +=
+            "| " + std::to_string(i + 1) + " | " + facts.meal_name + " (" + facts.slot + ", " +
+            facts.goal +
+            (facts.excluded.empty() ? "" : ", avoids " + std::to_string(facts.excluded.size())) +
+            ") | " + r.model_text + " | " +
+            (g.ok() ? "yes" : std::string(forkcast::advice::rule_name(g.rule)) + ": " + g.detail) +
+            " |\n";
       }
     }
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const auto& info = engine.model_info();
     std::printf("## Evaluation: %s\n\n", model.c_str());
-    std::printf("- model: %s, %llu parameters, %.1f MB of tensors, sha256 %s\n", info.description.c_str(),
-                static_cast<unsigned long long>(info.parameters), static_cast<double>(info.size_bytes) / 1e6,
-                info.sha256.c_str());
-    std::printf("- %d prompts on %zu held-out meals (seed %llu), greedy, %d thread(s)\n", prompts, split.heldout.size(),
-                static_cast<unsigned long long>(seed), threads);
-    std::printf("- model texts passing the grounding check: %d / %d = %.1f %%\n", model_grounded, prompts,
-                100.0 * model_grounded / prompts);
+    std::printf("- model: %s, %llu parameters, %.1f MB of tensors, sha256 %s\n",
+                info.description.c_str(), static_cast<unsigned long long>(info.parameters),
+                static_cast<double>(info.size_bytes) / 1e6, info.sha256.c_str());
+    std::printf("- %d prompts on %zu held-out meals (seed %llu), greedy, %d thread(s)\n", prompts,
+                split.heldout.size(), static_cast<unsigned long long>(seed), threads);
+    std::printf("- model texts passing the grounding check: %d / %d = %.1f %%\n", model_grounded,
+                prompts, 100.0 * model_grounded / prompts);
     for (const auto& [rule, n] : failures) std::printf("  - failed %s: %d\n", rule.c_str(), n);
-    std::printf("- returned texts (after the template fallback) grounded: %d / %d = %.1f %%\n", returned_grounded,
-                prompts, 100.0 * returned_grounded / prompts);
-    std::printf("- %.1f generated tokens per advice on average, %.1f ms per advice, %.1f s in all\n\n",
-                static_cast<double>(tokens) / prompts, total_ms / prompts, secs);
+    std::printf("- returned texts (after the template fallback) grounded: %d / %d = %.1f %%\n",
+                returned_grounded, prompts, 100.0 * returned_grounded / prompts);
+    std::printf(
+        "- %.1f generated tokens per advice on average, %.1f ms per advice, %.1f s in all\n\n",
+        static_cast<double>(tokens) / prompts, total_ms / prompts, secs);
     if (samples > 0) {
-      std::printf("| # | meal (slot, goal, restrictions) | generated advice | grounded |\n|---|---|---|---|\n%s\n",
-                  sample_md.c_str());
+      std::printf(
+          "| # | meal (slot, goal, restrictions) | generated advice | grounded "
+          "|\n|---|---|---|---|\n%s\n",
+          sample_md.c_str());
     }
     if (!json_path.empty()) {
-      nlohmann::json j = {{"model", model}, {"sha256", info.sha256}, {"prompts", prompts},
-                          {"model_grounded", model_grounded}, {"returned_grounded", returned_grounded},
-                          {"failures", failures}, {"mean_ms", total_ms / prompts},
+      nlohmann::json j = {{"model", model},
+                          {"sha256", info.sha256},
+                          {"prompts", prompts},
+                          {"model_grounded", model_grounded},
+                          {"returned_grounded", returned_grounded},
+                          {"failures", failures},
+                          {"mean_ms", total_ms / prompts},
                           {"mean_tokens", static_cast<double>(tokens) / prompts}};
       std::ofstream(json_path) << j.dump(2) << "\n";
     }

@@ -29,13 +29,15 @@ int main(int argc, char** argv) {
   std::uint64_t seed = 20261201;
   app.add_option("--data", data_dir, "catalog folder (foods.csv, meals.yaml, population.yaml)");
   app.add_option("--out", out_dir, "output folder");
-  app.add_option("--examples", examples, "number of prompt/advice pairs")->check(CLI::Range(1L, 100'000'000L));
+  app.add_option("--examples", examples, "number of prompt/advice pairs")
+      ->check(CLI::Range(1L, 100'000'000L));
   app.add_option("--seed", seed, "generator seed");
   CLI11_PARSE(app, argc, argv);
 
   try {
     const auto catalog = forkcast::env::Catalog::load(data_dir);
-    const auto population = forkcast::env::Population::load(std::filesystem::path(data_dir) / "population.yaml");
+    const auto population =
+        forkcast::env::Population::load(std::filesystem::path(data_dir) / "population.yaml");
     const auto split = forkcast::advice_lm::split_meals(catalog);
     std::filesystem::create_directories(out_dir);
     {
@@ -49,7 +51,8 @@ int main(int argc, char** argv) {
     std::mt19937_64 rng(seed);
     long skipped = 0;
     // Writes `count` pairs for meals of `meals`; a share of them under made-up names.
-    auto write = [&](const char* file, const std::vector<std::size_t>& meals, long count, double synthetic_share) {
+    auto write = [&](const char* file, const std::vector<std::size_t>& meals, long count,
+                     double synthetic_share) {
       std::ofstream out(std::filesystem::path(out_dir) / file, std::ios::binary);
       std::size_t bytes = 0;
       for (long written = 0; written < count;) {
@@ -63,7 +66,8 @@ int main(int argc, char** argv) {
           continue;
         }
         nlohmann::json j;
-        j["prompt"] = forkcast::advice::facts_prompt(facts) + std::string(forkcast::advice::kAdviceCue);
+        j["prompt"] =
+            forkcast::advice::facts_prompt(facts) + std::string(forkcast::advice::kAdviceCue);
         j["advice"] = advice;
         const auto line = j.dump();
         bytes += line.size() + 1;
@@ -75,10 +79,12 @@ int main(int argc, char** argv) {
     const auto train_bytes = write("corpus.jsonl", split.train, examples, 0.25);
     // Validation pairs on held-out meals (real names): the loss the model card reports.
     const auto valid_bytes = write("valid.jsonl", split.heldout, std::max(1L, examples / 80), 0.0);
-    std::printf("advice_lm_corpus: %ld training pairs (%zu bytes), %zu validation bytes; %ld drawn texts failed "
-                "grounding and were redrawn; %zu train meals, %zu held out -> %s\n",
-                examples, train_bytes, valid_bytes, skipped, split.train.size(), split.heldout.size(),
-                out_dir.c_str());
+    std::printf(
+        "advice_lm_corpus: %ld training pairs (%zu bytes), %zu validation bytes; %ld drawn texts "
+        "failed "
+        "grounding and were redrawn; %zu train meals, %zu held out -> %s\n",
+        examples, train_bytes, valid_bytes, skipped, split.train.size(), split.heldout.size(),
+        out_dir.c_str());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "advice_lm_corpus: %s\n", e.what());
     return 1;

@@ -24,13 +24,16 @@ const T& pick(const std::vector<T>& v, std::mt19937_64& rng) {
   return v[std::uniform_int_distribution<std::size_t>(0, v.size() - 1)(rng)];
 }
 
-bool chance(double p, std::mt19937_64& rng) { return std::uniform_real_distribution<double>(0, 1)(rng) < p; }
+bool chance(double p, std::mt19937_64& rng) {
+  return std::uniform_real_distribution<double>(0, 1)(rng) < p;
+}
 
 // Replaces {key} placeholders.
 std::string fill(std::string text, const std::vector<std::pair<std::string, std::string>>& values) {
   for (const auto& [k, v] : values) {
     const std::string key = "{" + k + "}";
-    for (std::size_t pos = text.find(key); pos != std::string::npos; pos = text.find(key, pos + v.size())) {
+    for (std::size_t pos = text.find(key); pos != std::string::npos;
+         pos = text.find(key, pos + v.size())) {
       text.replace(pos, key.size(), v);
     }
   }
@@ -45,7 +48,8 @@ MealSplit split_meals(const env::Catalog& catalog, double heldout_fraction) {
   std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
     return fnv1a(catalog.meals()[a].id) < fnv1a(catalog.meals()[b].id);
   });
-  const auto n_heldout = static_cast<std::size_t>(static_cast<double>(order.size()) * heldout_fraction + 0.5);
+  const auto n_heldout =
+      static_cast<std::size_t>(static_cast<double>(order.size()) * heldout_fraction + 0.5);
   MealSplit split;
   split.heldout.assign(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(n_heldout));
   split.train.assign(order.begin() + static_cast<std::ptrdiff_t>(n_heldout), order.end());
@@ -64,7 +68,8 @@ advice::AdviceFacts sample_facts(const env::Catalog& catalog, const env::Populat
           1U << std::uniform_int_distribution<int>(0, env::kNumAllergens - 1)(rng));
     }
     if (chance(0.15, rng)) {
-      user.profile.diet = static_cast<env::DietPreference>(std::uniform_int_distribution<int>(1, 3)(rng));
+      user.profile.diet =
+          static_cast<env::DietPreference>(std::uniform_int_distribution<int>(1, 3)(rng));
     }
     std::vector<std::size_t> allowed;
     for (auto m : meals) {
@@ -79,8 +84,9 @@ advice::AdviceFacts sample_facts(const env::Catalog& catalog, const env::Populat
     const auto [lo, hi] = kEatenShare[static_cast<int>(meal.slot)];
     const double target = user.profile.kcal_target();
     const double share = std::uniform_real_distribution<double>(lo, hi)(rng);
-    advice::DayIntake eaten{share * target, share * user.profile.protein_target_g() *
-                                                std::uniform_real_distribution<double>(0.6, 1.3)(rng)};
+    advice::DayIntake eaten{share * target,
+                            share * user.profile.protein_target_g() *
+                                std::uniform_real_distribution<double>(0.6, 1.3)(rng)};
     const env::Meal* side = nullptr;
     if (chance(0.6, rng)) {
       side = advice::pick_side(catalog, meal, user.profile, eaten,
@@ -101,7 +107,9 @@ std::string synthetic_meal_name(const env::Catalog& catalog, std::mt19937_64& rn
   std::string name;
   const int words = std::uniform_int_distribution<int>(2, 6)(rng);
   for (int w = 0; w < words; ++w) {
-    const auto& source = catalog.meals()[std::uniform_int_distribution<std::size_t>(0, catalog.size() - 1)(rng)].name;
+    const auto& source =
+        catalog.meals()[std::uniform_int_distribution<std::size_t>(0, catalog.size() - 1)(rng)]
+            .name;
     std::vector<std::string> parts;
     std::size_t start = 0;
     for (std::size_t i = 0; i <= source.size(); ++i) {
@@ -111,7 +119,8 @@ std::string synthetic_meal_name(const env::Catalog& catalog, std::mt19937_64& rn
       }
     }
     std::string word = pick(parts, rng);
-    if (w == 0 && !word.empty() && word[0] >= 'a' && word[0] <= 'z') word[0] = static_cast<char>(word[0] - 'a' + 'A');
+    if (w == 0 && !word.empty() && word[0] >= 'a' && word[0] <= 'z')
+      word[0] = static_cast<char>(word[0] - 'a' + 'A');
     name += (name.empty() ? "" : " ") + word;
   }
   return name;
@@ -171,9 +180,9 @@ std::string sample_advice(const advice::AdviceFacts& f, std::mt19937_64& rng) {
       "With it you reach your {dayprot} g protein target for the day.",
   };
   static const std::vector<std::string> kGoal = {
-      "A sensible choice while you work on losing weight.",   // lose
-      "A steady choice to keep you on track.",                // maintain
-      "Good fuel while you build up.",                        // gain
+      "A sensible choice while you work on losing weight.",  // lose
+      "A steady choice to keep you on track.",               // maintain
+      "Good fuel while you build up.",                       // gain
   };
   static const std::vector<std::string> kSodium = {
       "Watch the salt: it has {sodium} mg sodium.",
@@ -199,16 +208,23 @@ std::string sample_advice(const advice::AdviceFacts& f, std::mt19937_64& rng) {
   if (x.fiber_g >= 6) extra.push_back(3);
   extra.push_back(4);
   switch (pick(extra, rng)) {
-    case 0: text += " " + fill(pick(kSide, rng), values); break;
+    case 0:
+      text += " " + fill(pick(kSide, rng), values);
+      break;
     case 1: {
       const int g = f.goal == "lose" ? 0 : f.goal == "gain" ? 2 : 1;
       text += " " + kGoal[static_cast<std::size_t>(g)];
       break;
     }
-    case 2: text += " " + fill(pick(kSodium, rng), values); break;
-    case 3: text += " " + fill(pick(kFiber, rng), values); break;
+    case 2:
+      text += " " + fill(pick(kSodium, rng), values);
+      break;
+    case 3:
+      text += " " + fill(pick(kFiber, rng), values);
+      break;
     default:
-      text += " " + fill(x.protein_left_g > 0 ? pick(kProtein, rng) : pick(kProteinDone, rng), values);
+      text +=
+          " " + fill(x.protein_left_g > 0 ? pick(kProtein, rng) : pick(kProteinDone, rng), values);
       break;
   }
   if (!advice::check_grounding(text, f).ok()) return "";

@@ -28,20 +28,20 @@
 namespace forkcast::advice {
 
 struct EngineOptions {
-  std::string model_path;             // GGUF file; empty = templates only
-  std::string manifest_path;          // "<sha256>  <file>" lines; empty = <model dir>/manifest
-  bool allow_unknown_model = false;   // load a GGUF whose sha256 is not in the manifest
-  int contexts = 2;                   // requests generated at once by the worker
-  int queue_capacity = 64;            // requests waiting beyond those; more get the template
-  int threads = 1;                    // CPU threads per llama_decode
+  std::string model_path;            // GGUF file; empty = templates only
+  std::string manifest_path;         // "<sha256>  <file>" lines; empty = <model dir>/manifest
+  bool allow_unknown_model = false;  // load a GGUF whose sha256 is not in the manifest
+  int contexts = 2;                  // requests generated at once by the worker
+  int queue_capacity = 64;           // requests waiting beyond those; more get the template
+  int threads = 1;                   // CPU threads per llama_decode
   int max_new_tokens = 48;
-  int context_tokens = 512;           // KV cache per context (prompt + advice)
-  float temperature = 0.0F;           // 0 = greedy (the default: advice should be stable)
-  std::uint32_t seed = 42;            // sampling seed per request when temperature > 0
-  bool prefix_cache = true;           // reuse the system prompt's KV state (benchmarks turn it off)
-  bool use_chat_template = true;      // when the model carries one; the bundled model has none
-  std::string chat_template;          // overrides the model's: a name llama.cpp knows ("chatml",
-                                      // "llama3", ...) or a template string; "" = the model's
+  int context_tokens = 512;       // KV cache per context (prompt + advice)
+  float temperature = 0.0F;       // 0 = greedy (the default: advice should be stable)
+  std::uint32_t seed = 42;        // sampling seed per request when temperature > 0
+  bool prefix_cache = true;       // reuse the system prompt's KV state (benchmarks turn it off)
+  bool use_chat_template = true;  // when the model carries one; the bundled model has none
+  std::string chat_template;      // overrides the model's: a name llama.cpp knows ("chatml",
+                                  // "llama3", ...) or a template string; "" = the model's
 };
 
 enum class AdviceSource : std::uint8_t { model, template_fallback };
@@ -62,14 +62,14 @@ struct AdviceResult {
   std::string text;  // always grounded
   AdviceSource source = AdviceSource::template_fallback;
   FallbackReason reason = FallbackReason::no_model;
-  GroundingResult grounding;   // of the model's text, when reason is grounding
-  std::string model_text;      // what the model generated (also when refused), for evaluation
-  int prompt_tokens = 0;       // tokens of the request's prompt
+  GroundingResult grounding;     // of the model's text, when reason is grounding
+  std::string model_text;        // what the model generated (also when refused), for evaluation
+  int prompt_tokens = 0;         // tokens of the request's prompt
   int reused_prompt_tokens = 0;  // of those, taken from the cached system prefix
   int generated_tokens = 0;
-  double queue_ms = 0;          // waiting for a context
-  double first_token_ms = 0;    // from advise() to the first generated token
-  double total_ms = 0;          // from advise() to the result
+  double queue_ms = 0;        // waiting for a context
+  double first_token_ms = 0;  // from advise() to the first generated token
+  double total_ms = 0;        // from advise() to the result
 };
 
 // Called on the worker thread with grounded text as it is generated, one sentence at a
@@ -114,7 +114,8 @@ std::string file_sha256(const std::string& path);
 // Checks `path` against the manifest (see EngineOptions); returns its sha256. Throws
 // ModelError: file missing or unreadable, manifest unreadable, or sha256 not listed
 // (unless allow_unknown).
-std::string verify_model_file(const std::string& path, const std::string& manifest_path, bool allow_unknown);
+std::string verify_model_file(const std::string& path, const std::string& manifest_path,
+                              bool allow_unknown);
 
 class AdviceEngine {
  public:
@@ -133,7 +134,8 @@ class AdviceEngine {
   AdviceResult advise(const AdviceFacts& facts, std::chrono::steady_clock::time_point deadline,
                       const TextCallback& on_text = {});
   // The same with a timeout from now.
-  AdviceResult advise(const AdviceFacts& facts, std::chrono::milliseconds timeout, const TextCallback& on_text = {});
+  AdviceResult advise(const AdviceFacts& facts, std::chrono::milliseconds timeout,
+                      const TextCallback& on_text = {});
 
   EngineStats stats() const noexcept;
 

@@ -37,8 +37,8 @@ struct AdviceFacts {
   double day_protein_target_g = 0;  // the user's daily protein target (> 0)
   double eaten_kcal = 0;            // already eaten today, before this meal
   double eaten_protein_g = 0;
-  std::string goal = "maintain";  // lose | maintain | gain
-  std::string diet = "none";      // none | vegetarian | vegan | pescatarian
+  std::string goal = "maintain";      // lose | maintain | gain
+  std::string diet = "none";          // none | vegetarian | vegan | pescatarian
   std::vector<std::string> excluded;  // allergens the user must never get: milk, egg, fish,
                                       // shellfish, tree_nuts, peanuts, gluten, soy, sesame
   std::string side_name;  // optional: a catalog item that is safe for this user; "" = none

@@ -24,13 +24,15 @@ struct DayIntake {
 // Facts for `meal` suggested to a user with `profile` who has eaten `eaten` today. `side`,
 // when given, must be a catalog meal the profile allows (the caller picks it, e.g. with
 // pick_side below).
-AdviceFacts facts_from_catalog(const env::Catalog& catalog, const env::Meal& meal, const env::UserProfile& profile,
-                               const DayIntake& eaten, const env::Meal* side = nullptr);
+AdviceFacts facts_from_catalog(const env::Catalog& catalog, const env::Meal& meal,
+                               const env::UserProfile& profile, const DayIntake& eaten,
+                               const env::Meal* side = nullptr);
 
 // A deterministic side for `meal`: the lowest-kcal snack the profile allows whose kcal fit
 // in what is left of the day after the meal, or nullptr. `salt` varies the choice among the
 // fitting snacks (0 = the lowest-kcal one), so different requests can see different sides.
-const env::Meal* pick_side(const env::Catalog& catalog, const env::Meal& meal, const env::UserProfile& profile,
-                           const DayIntake& eaten, std::size_t salt = 0);
+const env::Meal* pick_side(const env::Catalog& catalog, const env::Meal& meal,
+                           const env::UserProfile& profile, const DayIntake& eaten,
+                           std::size_t salt = 0);
 
 }  // namespace forkcast::advice
