@@ -69,11 +69,11 @@ constexpr llama_seq_id kRequestSeq = 1;
 
 bool is_sentence_end(char c) { return c == '.' || c == '!' || c == '?'; }
 
-std::string trim(std::string s) {
+std::string trim(std::string_view s) {
   const auto first = s.find_first_not_of(" \t\r\n");
-  if (first == std::string::npos) return {};
+  if (first == std::string_view::npos) return {};
   const auto last = s.find_last_not_of(" \t\r\n");
-  return s.substr(first, last - first + 1);
+  return std::string(s.substr(first, last - first + 1));
 }
 
 }  // namespace
@@ -292,7 +292,7 @@ bool AdviceEngine::Impl::decode(Slot& slot, const llama_token* tokens, int n, in
     b.pos[i] = pos + i;
     b.n_seq_id[i] = 1;
     b.seq_id[i][0] = seq;
-    b.logits[i] = logits_last && i == n - 1;
+    b.logits[i] = static_cast<std::int8_t>(logits_last && i == n - 1);
   }
   // 0 is success; 1 (no KV slot), 2 (aborted) and negative (fatal) all end the request.
   return llama_decode(slot.ctx.get(), b) == 0;
@@ -358,7 +358,7 @@ bool AdviceEngine::Impl::emit_sentences(Slot& slot, bool final_flush) {
     const std::string_view sentence(slot.text.data() + slot.streamed, end - slot.streamed);
     GroundingOptions partial;
     partial.require_meal_name = false;
-    if (!trim(std::string(sentence)).empty() && !check_grounding(sentence, req.facts, partial).ok())
+    if (!trim(sentence).empty() && !check_grounding(sentence, req.facts, partial).ok())
       return false;
     if (req.on_text) {
       std::lock_guard lock(req.mutex);
@@ -444,11 +444,8 @@ void AdviceEngine::Impl::finish(Slot& slot, FallbackReason failure) {
   FallbackReason reason = failure;
   if (reason == FallbackReason::none) {
     r.grounding = check_grounding(r.model_text, req.facts);
-    if (!r.grounding.ok()) {
-      reason = FallbackReason::grounding;
-    } else if (!emit_sentences(slot, true)) {
-      reason = FallbackReason::grounding;
-    }
+    // The whole text must pass, and so must its last, not yet streamed sentence.
+    if (!r.grounding.ok() || !emit_sentences(slot, true)) reason = FallbackReason::grounding;
   } else if (reason == FallbackReason::grounding) {
     r.grounding = check_grounding(r.model_text, req.facts);
   }

@@ -48,7 +48,7 @@ std::string file_sha256(const std::string& path) {
 
 std::string verify_model_file(const std::string& path, const std::string& manifest_path,
                               bool allow_unknown) {
-  const std::string sha = file_sha256(path);
+  std::string sha = file_sha256(path);
   std::ifstream in(manifest_path);
   if (!in) {
     if (allow_unknown) return sha;

@@ -148,7 +148,7 @@ std::string sample_advice(const advice::AdviceFacts& f, std::mt19937_64& rng) {
       {"side", f.side_name},
       {"sidekcal", std::to_string(x.side_kcal)},
   };
-  static const std::vector<std::string> kOpen = {
+  static const std::vector<std::string> openings = {
       "{meal} is a good {slot} pick at {kcal} kcal with {protein} g protein.",
       "For {slot}, {meal} gives you {kcal} kcal and {protein} g protein.",
       "{meal} brings {kcal} kcal, {carbs} g carbs and {fat} g fat to your {slot}.",
@@ -158,48 +158,48 @@ std::string sample_advice(const advice::AdviceFacts& f, std::mt19937_64& rng) {
       "Your {slot} suggestion is {meal}, with {kcal} kcal per serving.",
       "{meal} makes a {kcal} kcal {slot} with {protein} g protein and {carbs} g carbs.",
   };
-  static const std::vector<std::string> kFits = {
+  static const std::vector<std::string> fits = {
       "It leaves you {after} kcal for the rest of the day.",
       "After it you still have {after} kcal of your {day} kcal target.",
       "That is {pct}% of today's {day} kcal, with {after} kcal left.",
       "You have {left} kcal left today, so it fits with {after} kcal to spare.",
       "It fits your budget: {after} kcal remain afterwards.",
   };
-  static const std::vector<std::string> kOver = {
+  static const std::vector<std::string> over_budget = {
       "It goes {over} kcal past your {day} kcal target, so keep the rest of today light.",
       "Heads up: it puts you {over} kcal over today's budget.",
       "It runs {over} kcal over your {day} kcal target, so go easy later.",
       "It takes you {over} kcal beyond your {day} kcal day.",
   };
-  static const std::vector<std::string> kProtein = {
+  static const std::vector<std::string> protein_lines = {
       "It covers {pctprot}% of your {dayprot} g protein target.",
       "You still need {protleft} g protein today after it.",
       "That is {pctprot}% of your daily protein.",
   };
-  static const std::vector<std::string> kProteinDone = {
+  static const std::vector<std::string> protein_done = {
       "With it you reach your {dayprot} g protein target for the day.",
   };
-  static const std::vector<std::string> kGoal = {
+  static const std::vector<std::string> goal_lines = {
       "A sensible choice while you work on losing weight.",  // lose
       "A steady choice to keep you on track.",               // maintain
       "Good fuel while you build up.",                       // gain
   };
-  static const std::vector<std::string> kSodium = {
+  static const std::vector<std::string> sodium_lines = {
       "Watch the salt: it has {sodium} mg sodium.",
       "Mind the {sodium} mg of sodium and drink some water.",
   };
-  static const std::vector<std::string> kFiber = {
+  static const std::vector<std::string> fiber_lines = {
       "Its {fiber} g fiber helps keep you full.",
       "With {fiber} g fiber it should keep you satisfied.",
   };
-  static const std::vector<std::string> kSide = {
+  static const std::vector<std::string> side_lines = {
       "Pair it with {side} ({sidekcal} kcal) if you want more.",
       "Add {side} on the side for {sidekcal} kcal.",
       "If you are still hungry, {side} adds {sidekcal} kcal.",
   };
 
-  std::string text = fill(pick(kOpen, rng), values);
-  text += " " + fill(x.over_kcal > 0 ? pick(kOver, rng) : pick(kFits, rng), values);
+  std::string text = fill(pick(openings, rng), values);
+  text += " " + fill(x.over_kcal > 0 ? pick(over_budget, rng) : pick(fits, rng), values);
   // One more sentence, each kind only where it is true of the facts.
   std::vector<int> extra;
   if (!f.side_name.empty()) extra.insert(extra.end(), {0, 0});
@@ -209,22 +209,22 @@ std::string sample_advice(const advice::AdviceFacts& f, std::mt19937_64& rng) {
   extra.push_back(4);
   switch (pick(extra, rng)) {
     case 0:
-      text += " " + fill(pick(kSide, rng), values);
+      text += " " + fill(pick(side_lines, rng), values);
       break;
     case 1: {
       const int g = f.goal == "lose" ? 0 : f.goal == "gain" ? 2 : 1;
-      text += " " + kGoal[static_cast<std::size_t>(g)];
+      text += " " + goal_lines[static_cast<std::size_t>(g)];
       break;
     }
     case 2:
-      text += " " + fill(pick(kSodium, rng), values);
+      text += " " + fill(pick(sodium_lines, rng), values);
       break;
     case 3:
-      text += " " + fill(pick(kFiber, rng), values);
+      text += " " + fill(pick(fiber_lines, rng), values);
       break;
     default:
-      text +=
-          " " + fill(x.protein_left_g > 0 ? pick(kProtein, rng) : pick(kProteinDone, rng), values);
+      text += " " + fill(x.protein_left_g > 0 ? pick(protein_lines, rng) : pick(protein_done, rng),
+                         values);
       break;
   }
   if (!advice::check_grounding(text, f).ok()) return "";
