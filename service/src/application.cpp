@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <random>
 
+#include "api.hpp"
 #include "decision_log.hpp"
 #include "forkcast/db/errors.hpp"
 #include "forkcast/policy/checkpoint.hpp"
@@ -54,6 +55,15 @@ Application::Application(ApplicationOptions options, const env::Catalog& catalog
       rng_counter_(options_.config.server.seed != 0 ? static_cast<std::uint64_t>(options_.config.server.seed)
                                                     : (static_cast<std::uint64_t>(std::random_device{}()) << 32) ^
                                                           std::random_device{}()) {
+  for (const env::Meal& meal : catalog_.meals()) {
+    const nlohmann::json members = {{"meal_id", meal.id},
+                                    {"name", meal.name},
+                                    {"cuisine", meal.cuisine},
+                                    {"prep_min", meal.prep_min},
+                                    {"nutrition", nutrition_json(meal.per_serving)}};
+    const std::string text = members.dump();
+    meal_json_members_.push_back(text.substr(1, text.size() - 2));  // without the braces
+  }
   auto production = database_.models().production();
   if (!production) {
     const auto& path = options_.default_model;

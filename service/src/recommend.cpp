@@ -4,6 +4,8 @@
 #include <cmath>
 #include <numeric>
 
+#include <fmt/format.h>
+
 #include "decision_log.hpp"
 #include "forkcast/env/mealsim.hpp"
 #include "forkcast/policy/explore.hpp"
@@ -43,35 +45,28 @@ double serving_epsilon(const config::ExplorationConfig& c, std::int64_t decision
                                      c.serving_decay, decisions);
 }
 
-// Short, factual reasons for a suggestion, from the user's day so far.
-json reasons_for(const env::Meal& meal, const UserSession& session, double recency) {
-  json reasons = json::array();
+// Short, factual reasons for a suggestion, from the user's day so far, appended to `out`
+// as a JSON array (the texts are ours: digits and words, nothing to escape).
+void append_reasons(fmt::memory_buffer& out, const env::Meal& meal, const UserSession& session, double recency) {
   const env::UserTracker& t = session.tracker;
   const double left_kcal = t.kcal_target() - t.state().intake_today.kcal;
-  const double kcal = std::round(meal.per_serving.kcal);
+  const long kcal = std::lround(meal.per_serving.kcal);
+  auto it = std::back_inserter(out);
   if (left_kcal > 0 && meal.per_serving.kcal <= left_kcal) {
-    reasons.push_back("fits the " + std::to_string(static_cast<long>(std::round(left_kcal))) + " kcal left today (" +
-                      std::to_string(static_cast<long>(kcal)) + " kcal)");
+    fmt::format_to(it, "[\"fits the {} kcal left today ({} kcal)\"", std::lround(left_kcal), kcal);
   } else {
-    reasons.push_back(std::to_string(static_cast<long>(kcal)) + " kcal, more than the " +
-                      std::to_string(static_cast<long>(std::max(0.0, std::round(left_kcal)))) + " kcal left today");
+    fmt::format_to(it, "[\"{} kcal, more than the {} kcal left today\"", kcal, std::lround(std::max(0.0, left_kcal)));
   }
   const double protein_left = t.protein_target_g() - t.state().intake_today.protein_g;
   if (meal.per_serving.protein_g >= 20 && protein_left > 0) {
-    reasons.push_back(std::to_string(static_cast<long>(std::round(meal.per_serving.protein_g))) + " g protein toward the " +
-                      std::to_string(static_cast<long>(std::round(protein_left))) + " g still to go");
+    fmt::format_to(it, ",\"{} g protein toward the {} g still to go\"", std::lround(meal.per_serving.protein_g),
+                   std::lround(protein_left));
   }
-  if (recency == 0.0) reasons.push_back("not eaten recently");
+  if (recency == 0.0) fmt::format_to(it, ",\"not eaten recently\"");
   const env::UserProfile& p = session.profile.profile;
-  if (meal.prep_min <= std::min(20.0, p.cook_time_min)) {
-    reasons.push_back("ready in " + std::to_string(static_cast<long>(std::round(meal.prep_min))) + " min");
-  }
-  if (meal.cost_usd <= p.budget_usd) {
-    char cost[32];
-    std::snprintf(cost, sizeof cost, "%.2f", meal.cost_usd);
-    reasons.push_back(std::string("within your budget ($") + cost + ")");
-  }
-  return reasons;
+  if (meal.prep_min <= std::min(20.0, p.cook_time_min)) fmt::format_to(it, ",\"ready in {} min\"", std::lround(meal.prep_min));
+  if (meal.cost_usd <= p.budget_usd) fmt::format_to(it, ",\"within your budget (${:.2f})\"", meal.cost_usd);
+  out.push_back(']');
 }
 
 const RecentDecision* find_recent(const UserSession& session, std::string_view event_id) {
@@ -107,7 +102,10 @@ Response handle_recommend(Application& app, const Request& request, Call& call) 
   const env::Catalog& catalog = app.catalog();
 
   thread_local Scratch scratch;
-  json meals = json::array();
+  // The response is written as text into a per-thread buffer: the catalog's part of each
+  // meal is rendered once (Application::meal_json_members), numbers and reasons here.
+  thread_local fmt::memory_buffer meals;
+  meals.clear();
   PendingDecision decision;
   double epsilon = 0;
   std::int64_t step = 0;
@@ -185,16 +183,11 @@ Response handle_recommend(Application& app, const Request& request, Call& call) 
       const env::Meal& meal = catalog.meals()[static_cast<std::size_t>(candidates[i])];
       decision.ranked.push_back(i);
       recent.ranked.push_back(candidates[i]);
-      json item = {{"rank", r + 1},
-                   {"meal_id", meal.id},
-                   {"name", meal.name},
-                   {"cuisine", meal.cuisine},
-                   {"prep_min", meal.prep_min},
-                   {"nutrition", nutrition_json(meal.per_serving)},
-                   {"score", scores[i]},
-                   {"probability", pmf[i]},
-                   {"reasons", reasons_for(meal, *session, scratch.recency[i])}};
-      meals.push_back(std::move(item));
+      fmt::format_to(std::back_inserter(meals), R"({}{{"rank":{},{},"score":{},"probability":{},"reasons":)",
+                     r == 0 ? "" : ",", r + 1, app.meal_json_members(static_cast<std::size_t>(candidates[i])), scores[i],
+                     pmf[i]);
+      append_reasons(meals, meal, *session, scratch.recency[i]);
+      meals.push_back('}');
     }
     recent.log_sequence = app.decision_log().enqueue(std::move(decision));
     session->recent.push_back(std::move(recent));
@@ -208,14 +201,22 @@ Response handle_recommend(Application& app, const Request& request, Call& call) 
       advice_request = make_advice_request(*session, catalog.meals()[static_cast<std::size_t>(candidates[chosen])], slot);
     }
   }
-  json out = {{"event_id", event_id},
-              {"user_id", user_id},
-              {"model_version", model->version},
-              {"slot", kSlotNames[static_cast<std::size_t>(served_slot)]},
-              {"epsilon", epsilon},
-              {"meals", std::move(meals)}};
-  if (advice_request) out["advice"] = advice_for(app, *advice_request, nullptr);
-  Response response = json_response(request, http::status::ok, out);
+  // Ids are canonical UUIDs, the version is [A-Za-z0-9._-]: nothing to escape.
+  Response response{http::status::ok, request.version()};
+  response.set(http::field::content_type, "application/json");
+  response.keep_alive(request.keep_alive());
+  std::string& text = response.body();
+  text.reserve(meals.size() + 256);
+  fmt::format_to(std::back_inserter(text), R"({{"event_id":"{}","user_id":"{}","model_version":"{}","slot":"{}","epsilon":{},"meals":[)",
+                 event_id, session->id, model->version, kSlotNames[static_cast<std::size_t>(served_slot)], epsilon);
+  text.append(meals.data(), meals.size());
+  text.push_back(']');
+  if (advice_request) {
+    text += R"(,"advice":)";
+    text += advice_for(app, *advice_request, nullptr).dump(-1, ' ', false, json::error_handler_t::replace);
+  }
+  text.push_back('}');
+  response.prepare_payload();
   // The decision could not be queued for the log (queue full): say so rather than drop it
   // silently; feedback on this event will be refused (404).
   response.set("X-Forkcast-Decision-Log", logged ? "queued" : "failed");

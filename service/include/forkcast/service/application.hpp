@@ -89,6 +89,10 @@ class Application {
   // Throws db::NotFoundError for an unknown version, StartupError for a bad file.
   std::shared_ptr<const ServingModel> promote(const std::string& version);
 
+  // Each catalog meal's static fields as JSON members ("meal_id":...,"nutrition":{...}),
+  // rendered once: the recommendation route pastes them instead of building JSON per request.
+  const std::string& meal_json_members(std::size_t meal) const { return meal_json_members_[meal]; }
+
   // A fresh random 64-bit value from a seeded generator (event ids, exploration draws).
   std::uint64_t random64();
   // A canonical lowercase UUID v4 from random64().
@@ -112,6 +116,7 @@ class Application {
   std::unique_ptr<RateLimiter> rate_limiter_;
   std::atomic<std::shared_ptr<const ServingModel>> model_;
   std::mutex promote_mutex_;
+  std::vector<std::string> meal_json_members_;
   std::atomic<std::uint64_t> rng_counter_;  // SplitMix64: lock-free, seeded by server.seed
   std::atomic<std::int64_t> ready_checked_ms_{0};
   std::atomic<bool> ready_{false};
