@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "forkcast/advice/engine.hpp"
@@ -97,6 +98,32 @@ TEST(AdviceEngine, GreedyAdviceIsGroundedAndMostlyFromTheModel) {
   const auto stats = engine.stats();
   EXPECT_EQ(stats.requests, 3U);
   EXPECT_EQ(stats.model_answers + stats.fallback_grounding, 3U);
+}
+
+TEST(AdviceEngine, ConcurrentCallersAllGetGroundedAdviceFromTwoContexts) {
+  auto o = bundled();
+  o.contexts = 2;  // two generations interleaved token by token
+  AdviceEngine engine(o);
+  ASSERT_TRUE(engine.ready());
+  const auto facts = situations();
+  std::vector<std::string> texts(6);
+  std::vector<std::thread> callers;
+  for (std::size_t i = 0; i < texts.size(); ++i) {
+    callers.emplace_back([&, i] {
+      texts[i] = engine.advise(facts[i % facts.size()], std::chrono::minutes(2)).text;
+    });
+  }
+  for (auto& t : callers) t.join();
+  for (std::size_t i = 0; i < texts.size(); ++i) {
+    EXPECT_TRUE(forkcast::advice::check_grounding(texts[i], facts[i % facts.size()]).ok())
+        << texts[i];
+  }
+  // Greedy decoding: the same facts give the same text whichever context served them.
+  EXPECT_EQ(texts[0], texts[3]);
+  const auto stats = engine.stats();
+  EXPECT_EQ(stats.requests, 6U);
+  EXPECT_EQ(stats.model_answers + stats.fallback_grounding, 6U);
+  EXPECT_EQ(stats.queue_depth, 0U);
 }
 
 TEST(AdviceEngine, SampledAdviceIsTheSameForTheSameSeed) {
