@@ -32,7 +32,7 @@ struct ServerConfig {
   int idle_timeout_ms = 60'000;
   int max_connections = 1024;
   int shutdown_deadline_ms = 5'000;
-  int worker_threads = 16;        // threads for routes that wait on the database or the advice model
+  int worker_threads = 64;        // threads for routes that wait on the database or the advice model (many: feedback writes wait for a group commit, and more waiting writers make bigger batches)
   std::string admin_api_key;      // admin routes; empty disables them. Never logged or shown
   double rate_limit_per_second = 100;  // per API key (user token, admin key or client address)
   int rate_limit_burst = 200;
