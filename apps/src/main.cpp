@@ -1,6 +1,6 @@
 // forkcast command line: parses arguments and wires modules, nothing else.
 // Exit codes: 0 success, 1 the command failed at run time, 2 bad usage or
-// configuration, or a subcommand that is not built yet.
+// configuration.
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
