@@ -136,6 +136,15 @@ db::Timestamp parse_time(const std::string& text, const std::string& field) {
   return db::Timestamp{duration_cast<microseconds>(t.time_since_epoch()) + microseconds{micros}};
 }
 
+db::Timestamp parse_recent_time(const std::string& text, const std::string& field) {
+  const db::Timestamp t = parse_time(text, field);
+  const db::Timestamp now = db::now_timestamp();
+  if (t < now - std::chrono::days{14} || t > now + std::chrono::days{14}) {
+    throw bad_request("out_of_range", field + ": \"" + text.substr(0, 40) + "\" is more than 14 days from now", field);
+  }
+  return t;
+}
+
 std::string format_time(db::Timestamp t) {
   using namespace std::chrono;
   const auto day = floor<days>(t);

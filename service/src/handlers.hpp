@@ -83,6 +83,9 @@ nlohmann::json advice_for(Application& app, const AdviceRequest& request,
 // Parses RFC 3339 date-times ("2026-12-01T12:30:00Z", "...+02:00"); 400 naming `field`.
 db::Timestamp parse_time(const std::string& text, const std::string& field);
 std::string format_time(db::Timestamp t);
+// parse_time, limited to 14 days either side of now: a user's state only moves
+// forward, so a time far ahead would freeze it there (400 naming `field` otherwise).
+db::Timestamp parse_recent_time(const std::string& text, const std::string& field);
 // "YYYY-MM-DD" of a day number (days since 1970-01-01).
 std::string format_date(std::int64_t day);
 

@@ -95,7 +95,7 @@ Response handle_recommend(Application& app, const Request& request, Call& call) 
   body.finish();
   require_user(call, user_id);
   if (with_advice && !call.on_worker) throw RerunOnWorker{};
-  const db::Timestamp at = time ? parse_time(*time, "time") : db::now_timestamp();
+  const db::Timestamp at = time ? parse_recent_time(*time, "time") : db::now_timestamp();
   auto session = app.users().find(user_id);
   if (!session) throw ApiError(http::status::not_found, "not_found", "no user " + user_id, "user_id");
   const auto model = app.model();
@@ -293,8 +293,16 @@ Response handle_feedback(Application& app, const Request& request, Call& call) {
   {
     std::lock_guard lock(session->mutex);
     const std::int32_t meal = meal_index(app.catalog(), meal_id, "meal_id");
-    if (outcome != db::Outcome::skipped) session->tracker.record_offer(meal, ate);
-    if (ate) session->tracker.record_eaten(meal, 1.0);
+    // One event moves the state once: a second answer on the same suggestion (another
+    // idempotency key) is stored but does not count the meal twice.
+    RecentDecision* recent = nullptr;
+    for (auto& r : session->recent) {
+      if (r.event_id == event_id) recent = &r;
+    }
+    const bool apply = recent == nullptr || !recent->state_applied;
+    if (recent != nullptr && outcome != db::Outcome::skipped) recent->state_applied = true;
+    if (apply && outcome != db::Outcome::skipped) session->tracker.record_offer(meal, ate);
+    if (apply && ate) session->tracker.record_eaten(meal, 1.0);
     try {
       app.users().persist(*session);
     } catch (const std::exception&) {
@@ -352,7 +360,7 @@ Response handle_log_meal(Application& app, const Request& request, Call& call) {
       throw db::DatabaseUnavailable("the decision of this event is not stored yet");
     }
   }
-  const db::Timestamp at = time ? parse_time(*time, "time") : db::now_timestamp();
+  const db::Timestamp at = time ? parse_recent_time(*time, "time") : db::now_timestamp();
   const env::Slot slot = slot_name ? *env::parse_slot(*slot_name) : local_slot(at, offset);
 
   db::NewMealLogEntry entry;

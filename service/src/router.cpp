@@ -3,7 +3,9 @@
 #include <openssl/crypto.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <array>
+#include <cctype>
 
 #include "forkcast/db/errors.hpp"
 #include "handlers.hpp"
@@ -25,24 +27,24 @@ struct Route {
 using http::verb;
 // Order matters only for the OpenAPI test and docs; patterns never overlap.
 const std::array<Route, 18> kRoutes = {{
-    {{verb::post, "/v1/users", "users_create", RunsOn::worker, false}, handle_create_user},
-    {{verb::get, "/v1/users/{id}", "users_get", RunsOn::worker, false}, handle_get_user},
-    {{verb::patch, "/v1/users/{id}", "users_patch", RunsOn::worker, false}, handle_patch_user},
-    {{verb::get, "/v1/users/{id}/state", "users_state", RunsOn::worker, false}, handle_get_state},
-    {{verb::post, "/v1/recommendations", "recommendations", RunsOn::io, false}, handle_recommend},
-    {{verb::post, "/v1/feedback", "feedback", RunsOn::worker, false}, handle_feedback},
-    {{verb::post, "/v1/meals/log", "meals_log", RunsOn::worker, false}, handle_log_meal},
-    {{verb::get, "/v1/meals", "meals_list", RunsOn::io, false}, handle_list_meals},
-    {{verb::get, "/v1/meals/{id}", "meals_get", RunsOn::io, false}, handle_get_meal},
-    {{verb::post, "/v1/advice", "advice", RunsOn::worker, false}, handle_advice},
-    {{verb::get, "/v1/models", "models_list", RunsOn::worker, true}, handle_list_models},
-    {{verb::post, "/v1/models/{version}/promote", "models_promote", RunsOn::worker, true}, handle_promote_model},
-    {{verb::get, "/livez", "livez", RunsOn::io, false}, handle_livez},
-    {{verb::get, "/readyz", "readyz", RunsOn::worker, false}, handle_readyz},
-    {{verb::get, "/metrics", "metrics", RunsOn::io, false}, handle_metrics},
-    {{verb::get, "/openapi.json", "openapi", RunsOn::io, false}, handle_openapi},
-    {{verb::get, "/", "demo_page", RunsOn::io, false}, handle_demo_page},
-    {{verb::head, "/livez", "livez_head", RunsOn::io, false}, handle_livez},
+    {{verb::post, "/v1/users", "users_create", RunsOn::worker, false, false}, handle_create_user},
+    {{verb::get, "/v1/users/{id}", "users_get", RunsOn::worker, false, false}, handle_get_user},
+    {{verb::patch, "/v1/users/{id}", "users_patch", RunsOn::worker, false, false}, handle_patch_user},
+    {{verb::get, "/v1/users/{id}/state", "users_state", RunsOn::worker, false, false}, handle_get_state},
+    {{verb::post, "/v1/recommendations", "recommendations", RunsOn::io, false, false}, handle_recommend},
+    {{verb::post, "/v1/feedback", "feedback", RunsOn::worker, false, false}, handle_feedback},
+    {{verb::post, "/v1/meals/log", "meals_log", RunsOn::worker, false, false}, handle_log_meal},
+    {{verb::get, "/v1/meals", "meals_list", RunsOn::io, false, false}, handle_list_meals},
+    {{verb::get, "/v1/meals/{id}", "meals_get", RunsOn::io, false, false}, handle_get_meal},
+    {{verb::post, "/v1/advice", "advice", RunsOn::worker, false, false}, handle_advice},
+    {{verb::get, "/v1/models", "models_list", RunsOn::worker, true, false}, handle_list_models},
+    {{verb::post, "/v1/models/{version}/promote", "models_promote", RunsOn::worker, true, false}, handle_promote_model},
+    {{verb::get, "/livez", "livez", RunsOn::io, false, true}, handle_livez},
+    {{verb::get, "/readyz", "readyz", RunsOn::worker, false, true}, handle_readyz},
+    {{verb::get, "/metrics", "metrics", RunsOn::io, false, true}, handle_metrics},
+    {{verb::get, "/openapi.json", "openapi", RunsOn::io, false, true}, handle_openapi},
+    {{verb::get, "/", "demo_page", RunsOn::io, false, true}, handle_demo_page},
+    {{verb::head, "/livez", "livez_head", RunsOn::io, false, true}, handle_livez},
 }};
 
 const std::array<RouteInfo, kRoutes.size()> kRouteInfos = [] {
@@ -92,8 +94,12 @@ Principal authenticate(Application& app, const Request& request, const RequestCo
     return principal;
   }
   const std::string_view value = header->value();
-  constexpr std::string_view kBearer = "Bearer ";
-  if (value.size() <= kBearer.size() || value.substr(0, kBearer.size()) != kBearer) {
+  constexpr std::string_view kBearer = "bearer ";
+  // The scheme name is case-insensitive (RFC 9110 §11.1).
+  const bool bearer = value.size() > kBearer.size() &&
+                      std::equal(kBearer.begin(), kBearer.end(), value.begin(),
+                                 [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); });
+  if (!bearer) {
     throw ApiError(http::status::unauthorized, "invalid_credentials",
                    "Authorization: expected \"Bearer <token>\"", "Authorization");
   }
@@ -208,27 +214,33 @@ Response handle(Application& app, const Request& request, const RequestContext& 
         response = error_from(request, http::status::not_found, "not_found", "no route " + std::string(path.substr(0, 200)), "");
       }
     } else {
-      try {
-        call.principal = authenticate(app, request, context);
-      } catch (const ApiError&) {
-        // Bad credentials are rate-limited by client address, so guessing tokens (each
-        // guess a database lookup) is as limited as any anonymous request.
-        if (const int wait_s = app.rate_limiter().acquire("peer:" + context.peer); wait_s > 0) {
+      const Route& r = kRoutes[static_cast<std::size_t>(route)];
+      if (r.info.operations) {
+        // Probes, metrics and documents: no credentials read, no rate limit, no database, so
+        // that liveness never depends on PostgreSQL or on a busy client's bucket.
+        call.principal.rate_key = "peer:" + context.peer;
+      } else {
+        try {
+          call.principal = authenticate(app, request, context);
+        } catch (const ApiError&) {
+          // Bad credentials are rate-limited by client address, so guessing tokens (each
+          // guess a database lookup) is as limited as any anonymous request.
+          if (const int wait_s = app.rate_limiter().acquire("peer:" + context.peer); wait_s > 0) {
+            app.metrics().rate_limited().Increment();
+            ApiError limited(http::status::too_many_requests, "rate_limited", "too many requests for this client; retry later");
+            limited.retry_after_s = wait_s;
+            throw limited;
+          }
+          throw;
+        }
+        if (const int wait_s = app.rate_limiter().acquire(call.principal.rate_key); wait_s > 0) {
           app.metrics().rate_limited().Increment();
-          ApiError limited(http::status::too_many_requests, "rate_limited", "too many requests for this client; retry later");
+          ApiError limited(http::status::too_many_requests, "rate_limited", "too many requests for this key; retry later");
           limited.retry_after_s = wait_s;
           throw limited;
         }
-        throw;
+        if (r.info.admin) require_admin(call);
       }
-      if (const int wait_s = app.rate_limiter().acquire(call.principal.rate_key); wait_s > 0) {
-        app.metrics().rate_limited().Increment();
-        ApiError limited(http::status::too_many_requests, "rate_limited", "too many requests for this key; retry later");
-        limited.retry_after_s = wait_s;
-        throw limited;
-      }
-      const Route& r = kRoutes[static_cast<std::size_t>(route)];
-      if (r.info.admin) require_admin(call);
       response = r.handler(app, request, call);
     }
   } catch (const RerunOnWorker&) {

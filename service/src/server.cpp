@@ -50,13 +50,14 @@ struct Server::Impl {
 
   Application& app;
   config::ServerConfig config;
+  // Before the io_context: sessions destroyed with it still update these counters.
+  std::atomic<std::int64_t> open{0}, refused{0}, in_flight{0};
   net::io_context ioc;
   tcp::acceptor acceptor;
   net::thread_pool workers;
   net::signal_set signals;
   std::optional<net::steady_timer> shutdown_timer;
   std::function<void()> shutdown_check;
-  std::atomic<std::int64_t> open{0}, refused{0}, in_flight{0};
   std::atomic<bool> stopping{false};
   std::atomic<std::uint64_t> request_counter{1};
   unsigned instance_tag = 0;

@@ -114,8 +114,17 @@ std::optional<std::string> UserDirectory::user_for_token(std::string_view token_
     std::shared_lock lock(mutex_);
     if (auto it = token_to_user_.find(token_sha256); it != token_to_user_.end()) return it->second;
   }
+  {
+    std::shared_lock lock(mutex_);
+    if (unknown_tokens_.find(token_sha256) != unknown_tokens_.end()) return std::nullopt;
+  }
   const auto user = database_.users().find_by_token_sha256(token_sha256);
-  if (!user) return std::nullopt;
+  if (!user) {
+    std::unique_lock lock(mutex_);
+    if (unknown_tokens_.size() >= kMaxUnknownTokens) unknown_tokens_.clear();
+    unknown_tokens_.emplace(token_sha256);
+    return std::nullopt;
+  }
   std::unique_lock lock(mutex_);
   token_to_user_.emplace(user->token_sha256, user->id);
   return user->id;

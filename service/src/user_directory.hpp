@@ -20,6 +20,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "api.hpp"
@@ -38,6 +39,9 @@ struct RecentDecision {
   std::int64_t step = 0;
   std::vector<std::int32_t> ranked;  // meals returned, in rank order
   std::int32_t chosen = -1;
+  // The user's state already moved for this event: more feedback on it is recorded (it is
+  // the client's to send) but does not count the meal again.
+  bool state_applied = false;
 };
 
 struct UserSession {
@@ -103,6 +107,11 @@ class UserDirectory {
   std::shared_mutex mutex_;
   std::unordered_map<std::string, std::shared_ptr<UserSession>, Hash, std::equal_to<>> sessions_;
   std::unordered_map<std::string, std::string, Hash, std::equal_to<>> token_to_user_;
+  // Token hashes that matched no user. Tokens are 128 random bits made here, so a miss
+  // stays a miss: remembering it keeps guessed tokens from costing a database query each
+  // (bounded: cleared when full).
+  std::unordered_set<std::string, Hash, std::equal_to<>> unknown_tokens_;
+  static constexpr std::size_t kMaxUnknownTokens = 65'536;
 };
 
 }  // namespace forkcast::service

@@ -51,12 +51,50 @@ TEST_F(ServiceRegression, UnknownTokensAreRateLimitedByClientAddress) {
   SetUp();
   std::vector<unsigned> statuses;
   for (int i = 0; i < 6; ++i) {
-    statuses.push_back(st::call(*app_, verb::get, "/livez", "", "fc_guess" + std::to_string(i), "10.0.0.9").status);
+    statuses.push_back(st::call(*app_, verb::get, "/v1/meals?limit=1", "", "fc_guess" + std::to_string(i), "10.0.0.9").status);
   }
   EXPECT_EQ(statuses.front(), 401u);
   EXPECT_EQ(statuses.back(), 429u);
   // Another client is not affected.
-  EXPECT_EQ(st::call(*app_, verb::get, "/livez", "", "fc_other", "10.0.0.10").status, 401u);
+  EXPECT_EQ(st::call(*app_, verb::get, "/v1/meals?limit=1", "", "fc_other", "10.0.0.10").status, 401u);
+  // Probes read no credentials and take no tokens from the bucket.
+  EXPECT_EQ(st::call(*app_, verb::get, "/livez", "", "fc_guess0", "10.0.0.9").status, 200u);
+}
+
+TEST_F(ServiceRegression, TheBearerSchemeIsCaseInsensitive) {
+  const auto [id, token] = new_user();
+  forkcast::service::Request request{verb::get, "/v1/users/" + id, 11};
+  request.set(boost::beast::http::field::authorization, "bearer " + token);
+  const auto response = forkcast::service::handle(*app_, request, {"r1", "127.0.0.1"});
+  EXPECT_EQ(response.result_int(), 200u) << response.body();
+}
+
+TEST_F(ServiceRegression, ASecondAnswerOnOneEventDoesNotCountTheMealTwice) {
+  const auto [id, token] = new_user();
+  const auto rec = st::call_json(*app_, verb::post, "/v1/recommendations", {{"user_id", id}, {"slot", "lunch"}, {"n", 1}}, token);
+  ASSERT_EQ(rec.status, 200u) << rec.text;
+  const std::string event = rec.body.at("event_id");
+  const std::string meal = rec.body.at("meals").at(0).at("meal_id");
+  for (const char* key : {"first", "second", "third"}) {
+    const auto fb = st::call_json(*app_, verb::post, "/v1/feedback",
+                                  {{"event_id", event}, {"meal_id", meal}, {"outcome", "accepted"},
+                                   {"idempotency_key", std::string(key) + forkcast::db::testing::unique_suffix()}},
+                                  token);
+    EXPECT_EQ(fb.status, 201u) << fb.text;
+  }
+  const auto state = st::call(*app_, verb::get, "/v1/users/" + id + "/state", "", token);
+  const double meal_kcal = rec.body.at("meals").at(0).at("nutrition").at("kcal");
+  // Lunch may be a different local day than now; when it is today, it counts once.
+  const double kcal = state.body.at("intake_today").at("kcal");
+  EXPECT_TRUE(kcal == 0.0 || std::abs(kcal - meal_kcal) < 1.0) << kcal << " vs one meal of " << meal_kcal;
+}
+
+TEST_F(ServiceRegression, ATimeFarFromNowIsRefusedSoTheStateCannotFreeze) {
+  const auto [id, token] = new_user();
+  const auto far = st::call_json(*app_, verb::post, "/v1/recommendations",
+                                 {{"user_id", id}, {"time", "9999-12-31T12:00:00Z"}}, token);
+  EXPECT_EQ(far.status, 400u) << far.text;
+  EXPECT_EQ(far.error_field(), "time");
 }
 
 TEST_F(ServiceRegression, UnauthorizedAnswersCarryWwwAuthenticate) {

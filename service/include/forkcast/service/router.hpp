@@ -42,6 +42,7 @@ struct RouteInfo {
   std::string_view name;     // metrics label, e.g. "users_get"
   RunsOn runs_on;
   bool admin;                // needs the admin API key
+  bool operations;           // probes, metrics, documents: no auth, no rate limit, no database
 };
 
 // Every route the service registers, in a stable order (the OpenAPI document and its
