@@ -11,23 +11,14 @@
 #include <filesystem>
 
 #include "pg_test_support.hpp"
+#include "run_command.hpp"
 
 namespace {
 
-struct Run {
-  int exit_code;
-  std::string output;  // stdout and stderr together
-};
+using Run = forkcast::testing::CommandOutput;
 
 Run run(const std::string& args, const std::string& env) {
-  const std::string cmd = env + " " FORKCAST_EXE " " + args + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (pipe == nullptr) return {-1, "popen failed"};
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (std::fgets(buf.data(), buf.size(), pipe) != nullptr) out += buf.data();
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  return forkcast::testing::run_command(env + " " FORKCAST_EXE " " + args);
 }
 
 bool contains(const std::string& text, const std::string& part) {

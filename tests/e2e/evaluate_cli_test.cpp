@@ -16,26 +16,17 @@
 
 #include "forkcast/env/catalog.hpp"
 #include "forkcast/policy/checkpoint.hpp"
+#include "run_command.hpp"
 
 namespace fs = std::filesystem;
 namespace fp = forkcast::policy;
 
 namespace {
 
-struct CliRun {
-  int exit_code;
-  std::string output;
-};
+using CliRun = forkcast::testing::CommandOutput;
 
 CliRun run(const std::string& args) {
-  const std::string cmd = FORKCAST_EXE " " + args + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (pipe == nullptr) return {-1, "popen failed"};
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (std::fgets(buf.data(), buf.size(), pipe) != nullptr) out += buf.data();
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  return forkcast::testing::run_command(FORKCAST_EXE " " + args);
 }
 
 const std::string kData = " --data-dir " FORKCAST_SOURCE_DIR "/data";

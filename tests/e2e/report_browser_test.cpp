@@ -15,26 +15,17 @@
 
 #include "forkcast/policy/report.hpp"
 #include "headless_chromium.hpp"
+#include "run_command.hpp"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
 
-struct CliRun {
-  int exit_code;
-  std::string output;
-};
+using CliRun = forkcast::testing::CommandOutput;
 
 CliRun run(const std::string& args) {
-  const std::string cmd = FORKCAST_EXE " " + args + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (pipe == nullptr) return {-1, "popen failed"};
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (std::fgets(buf.data(), buf.size(), pipe) != nullptr) out += buf.data();
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  return forkcast::testing::run_command(FORKCAST_EXE " " + args);
 }
 
 std::string read_file(const fs::path& path) {

@@ -22,6 +22,7 @@
 
 #include "forkcast/policy/dqn_training.hpp"
 #include "pg_test_support.hpp"
+#include "run_command.hpp"
 
 extern char** environ;
 
@@ -138,14 +139,8 @@ pid_t spawn_with_env(const std::vector<std::string>& args, const std::vector<std
 }  // namespace
 
 CommandResult run_forkcast(const std::string& args, const std::string& env) {
-  const std::string cmd = env + " " FORKCAST_EXE " " + args + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  if (pipe == nullptr) return {-1, "popen failed"};
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (std::fgets(buf.data(), buf.size(), pipe) != nullptr) out += buf.data();
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  const auto r = forkcast::testing::run_command(env + " " FORKCAST_EXE " " + args);
+  return {r.exit_code, r.output};
 }
 
 namespace {
