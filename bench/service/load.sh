@@ -3,7 +3,8 @@
 #   1. the physical limit: a bare Beast keep-alive server (bench_hello_server), wrk at 64 connections;
 #   2. forkcast serve: POST /v1/recommendations, wrk at 64 connections, users round-robin;
 #   3. forkcast serve: POST /v1/feedback (acknowledged after COMMIT), 64 connections.
-# Prints requests/s, p50/p99 latency and the ratio recommendations / hello-world.
+# Prints requests/s, p50/p99 latency and the ratio recommendations / hello-world, where a
+# recommendation counts once its decision row is stored (the log's backlog is waited for).
 #
 #   bench/service/load.sh [--seconds 10] [--connections 64] [--wrk-threads 1]
 #
@@ -65,7 +66,20 @@ for _ in $(seq 1 600); do
 done
 curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null || { echo "forkcast serve did not become ready:"; cat "$work/serve.log"; exit 1; }
 python3 "$root/bench/service/prepare_load.py" "http://127.0.0.1:$port" 200 5 "$work"
+metric() { curl -fsS "http://127.0.0.1:$port/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
+logged0=$(metric forkcast_decisions_logged_total) failed0=$(metric forkcast_decisions_log_failed_total)
 wrk -t"$wrk_threads" -c"$connections" -d"${seconds}s" --latency -s "$work/recommend.lua" "http://127.0.0.1:$port" > "$work/recommend.txt"
+# Recommendations are answered before their decision rows are stored: a backlog left in the
+# log when wrk stops is work the run has not paid for. Wait until the log has drained and
+# count the recommendations served *and logged* over the whole time (wrk + drain).
+drain_start=$(date +%s.%N)
+for _ in $(seq 1 1200); do
+  [[ "$(metric forkcast_decision_log_queue)" == "0" ]] && break
+  sleep 0.1
+done
+drain_s=$(python3 -c "import time; print(round(time.time() - $drain_start, 2))")
+logged=$(python3 -c "print(int($(metric forkcast_decisions_logged_total) - $logged0))")
+failed=$(python3 -c "print(int($(metric forkcast_decisions_log_failed_total) - $failed0))")
 wrk -t"$wrk_threads" -c"$connections" -d"${seconds}s" --latency -s "$work/feedback.lua" "http://127.0.0.1:$port" > "$work/feedback.txt"
 for f in recommend feedback; do
   grep -q "Non-2xx" "$work/$f.txt" && { echo "WARNING: $f run had non-2xx responses:"; grep "Non-2xx" "$work/$f.txt"; }
@@ -75,5 +89,8 @@ echo
 report "bare Beast hello-world (limit)" "$work/hello.txt"
 report "POST /v1/recommendations" "$work/recommend.txt"
 report "POST /v1/feedback (acknowledged)" "$work/feedback.txt"
-awk -v a="$(cat "$work/recommend.txt.rps")" -v b="$(cat "$work/hello.txt.rps")" \
-  'BEGIN { printf "recommendations / hello-world: %.1f %% (target >= 40 %%)\n", 100 * a / b }'
+sustained=$(python3 -c "print(round($logged / ($seconds + $drain_s), 1))")
+printf '%-34s %12s req/s   (%s logged, %s not logged, log drained %s s after wrk)\n' \
+  "recommendations served and logged" "$sustained" "$logged" "$failed" "$drain_s"
+awk -v a="$sustained" -v r="$(cat "$work/recommend.txt.rps")" -v b="$(cat "$work/hello.txt.rps")" \
+  'BEGIN { printf "recommendations served and logged / hello-world: %.1f %% (target >= 40 %%); answered during wrk / hello-world: %.1f %%\n", 100 * a / b, 100 * r / b }'

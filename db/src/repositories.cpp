@@ -4,10 +4,10 @@
 #include <cctype>
 #include <cmath>
 #include <cstdio>
-#include <set>
 #include <unordered_map>
 
 #include "feedback_batch.hpp"
+#include "pg_binary.hpp"
 #include "statements.hpp"
 
 namespace forkcast::db {
@@ -147,6 +147,13 @@ std::vector<T> vector_of(const pqxx::field& f) {
   return json::parse(f.c_str()).get<std::vector<T>>();
 }
 
+// A real[] column (scores, features): each value is the float32 that was stored, widened.
+std::vector<double> floats_of(const pqxx::field& f) {
+  std::vector<double> out;
+  for (const float x : vector_of<float>(f)) out.push_back(static_cast<double>(x));
+  return out;
+}
+
 // ---- rows -----------------------------------------------------------------------------
 
 User user_of(const pqxx::row& r) {
@@ -180,12 +187,12 @@ Decision decision_of(const pqxx::row& r) {
   l.policy = r[5].as<std::string>();
   l.epsilon = r[6].as<double>();
   l.candidates = vector_of<std::string>(r[7]);
-  l.scores = vector_of<double>(r[8]);
+  l.scores = floats_of(r[8]);
   l.probabilities = vector_of<double>(r[9]);
   l.chosen = r[10].as<std::string>();
   l.ranked = vector_of<std::string>(r[11]);
-  l.state_features = vector_of<double>(r[12]);
-  l.candidate_features = vector_of<double>(r[13]);
+  l.state_features = floats_of(r[12]);
+  l.candidate_features = floats_of(r[13]);
   l.candidate_feature_dim = r[14].as<int>();
   l.context = json_of(r[15]);
   return d;
@@ -578,12 +585,18 @@ void validate_decision(const NewDecision& d) {
     throw std::invalid_argument("epsilon: " + std::to_string(d.epsilon) + " is outside [0, 1]");
   }
   if (d.candidates.empty()) throw std::invalid_argument("candidates: must not be empty");
-  std::set<std::string_view> distinct;
+  // Sorted views, not a std::set: one allocation instead of one per candidate.
+  std::vector<std::string_view> distinct;
+  distinct.reserve(d.candidates.size());
   for (const auto& c : d.candidates) {
     require_text(c, "candidates", 200);
-    if (!distinct.insert(c).second)
-      throw std::invalid_argument("candidates: " + shown(c) + " appears twice");
+    if (std::any_of(c.begin(), c.end(), [](char ch) { return static_cast<unsigned char>(ch) < 0x20; }))
+      throw std::invalid_argument("candidates: " + shown(c) + " contains a control character");
+    distinct.push_back(c);
   }
+  std::sort(distinct.begin(), distinct.end());
+  if (const auto twice = std::adjacent_find(distinct.begin(), distinct.end()); twice != distinct.end())
+    throw std::invalid_argument("candidates: " + shown(*twice) + " appears twice");
   const auto n = d.candidates.size();
   if (d.scores.size() != n) {
     throw std::invalid_argument("scores: " + std::to_string(d.scores.size()) + " values for " +
@@ -593,9 +606,13 @@ void validate_decision(const NewDecision& d) {
     throw std::invalid_argument("probabilities: " + std::to_string(d.probabilities.size()) +
                                 " values for " + std::to_string(n) + " candidates");
   }
+  // Scores and features are stored as real (float32): they must fit one.
+  const auto fits_float = [](double x) { return std::isfinite(static_cast<float>(x)); };
   for (double s : d.scores) {
     if (!std::isfinite(s))
       throw std::invalid_argument("scores: " + std::to_string(s) + " is not finite");
+    if (!fits_float(s))
+      throw std::invalid_argument("scores: " + std::to_string(s) + " is outside the range of a 32-bit float");
   }
   double sum = 0.0;
   for (double p : d.probabilities) {
@@ -614,12 +631,14 @@ void validate_decision(const NewDecision& d) {
                                 " has probability 0, so it cannot have been drawn");
   }
   for (const auto& r : d.ranked) {
-    if (distinct.count(r) == 0)
+    if (!std::binary_search(distinct.begin(), distinct.end(), std::string_view(r)))
       throw std::invalid_argument("ranked: " + shown(r) + " is not a candidate");
   }
   for (double x : d.state_features) {
     if (!std::isfinite(x))
       throw std::invalid_argument("state_features: " + std::to_string(x) + " is not finite");
+    if (!fits_float(x))
+      throw std::invalid_argument("state_features: " + std::to_string(x) + " is outside the range of a 32-bit float");
   }
   if (d.candidate_feature_dim < 0) {
     throw std::invalid_argument(
@@ -635,8 +654,37 @@ void validate_decision(const NewDecision& d) {
   for (double x : d.candidate_features) {
     if (!std::isfinite(x))
       throw std::invalid_argument("candidate_features: " + std::to_string(x) + " is not finite");
+    if (!fits_float(x))
+      throw std::invalid_argument("candidate_features: " + std::to_string(x) + " is outside the range of a 32-bit float");
   }
   require_object(d.context, "context");
+}
+
+}  // namespace
+
+namespace {
+
+// Meal ids of one decision joined for the batch statement (they contain no control
+// characters: validate_decision).
+constexpr char kIdSeparator = '\x1f';
+
+void join_ids(std::string& out, std::span<const std::string> ids) {
+  out.clear();
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    if (i > 0) out.push_back(kIdSeparator);
+    out += ids[i];
+  }
+}
+
+pqxx::binarystring binary(pg_binary::ArrayWriter& array) {
+  const std::string bytes = array.finish();
+  return pqxx::binarystring(bytes.data(), bytes.size());
+}
+
+pqxx::binarystring float4_array(std::span<const double> values) {
+  pg_binary::ArrayWriter a(pg_binary::kFloat4);
+  for (const double v : values) a.add_float4(static_cast<float>(v));
+  return binary(a);
 }
 
 }  // namespace
@@ -646,22 +694,21 @@ Decision DecisionRepository::record(const NewDecision& decision) {
   Decision d;
   d.logged = decision;
   if (d.logged.ranked.empty()) d.logged.ranked = {decision.chosen};
-  const std::optional<std::string> candidate_features =
-      decision.candidate_features.empty()
-          ? std::nullopt
-          : std::optional<std::string>(json(decision.candidate_features).dump());
   const int feature_dim = decision.candidate_features.empty() ? 0 : decision.candidate_feature_dim;
   d.logged.candidate_feature_dim = feature_dim;
+  pg_binary::ArrayWriter candidates(pg_binary::kText), ranked(pg_binary::kText), probabilities(pg_binary::kFloat8);
+  for (const auto& c : decision.candidates) candidates.add_text(c);
+  for (const auto& r : d.logged.ranked) ranked.add_text(r);
+  for (const double p : decision.probabilities) probabilities.add_float8(p);
   pqxx::result rows;
   try {
     rows = in_transaction(pool_, [&](pqxx::work& tx) {
       return tx.exec_prepared(
           sql::kDecisionInsert.name, decision.user_id, to_us(decision.decided_at),
           std::string(slot_name(decision.slot)), decision.model_version, decision.policy,
-          decision.epsilon, json_text(decision.candidates, "candidates"),
-          json(decision.scores).dump(), json(decision.probabilities).dump(), decision.chosen,
-          json_text(d.logged.ranked, "ranked"), json(decision.state_features).dump(),
-          candidate_features, feature_dim, json_text(decision.context, "context"));
+          decision.epsilon, binary(candidates), float4_array(decision.scores), binary(probabilities),
+          decision.chosen, binary(ranked), float4_array(decision.state_features),
+          float4_array(decision.candidate_features), feature_dim, json_text(decision.context, "context"));
     });
   } catch (const NotFoundError&) {
     throw NotFoundError("users.id", "no user " + shown(decision.user_id));
@@ -673,33 +720,50 @@ Decision DecisionRepository::record(const NewDecision& decision) {
 
 std::size_t DecisionRepository::record_batch(std::span<const Decision> decisions) {
   if (decisions.empty()) return 0;
-  json rows = json::array();
+  using namespace pg_binary;
+  ArrayWriter event_ids(kUuid), user_ids(kUuid), decided_us(kInt8), slots(kText), versions(kText), policies(kText),
+      epsilons(kFloat8), candidates(kText), chosen(kText), ranked(kText), feature_dims(kInt4), contexts(kText),
+      scores(kFloat4), probabilities(kFloat8), state_features(kFloat4), candidate_offsets(kInt4),
+      state_offsets(kInt4), candidate_features(kFloat4), feature_offsets(kInt4);
+  candidate_offsets.add_int4(0);
+  state_offsets.add_int4(0);
+  feature_offsets.add_int4(0);
+  std::string joined;
   for (const Decision& d : decisions) {
     validate_decision(d.logged);
     require_uuid(d.event_id, "event_id");
     if (!d.logged.decided_at) throw std::invalid_argument("decided_at: must be set for a batched decision");
     const NewDecision& n = d.logged;
     const bool has_features = !n.candidate_features.empty();
-    rows.push_back({{"event_id", d.event_id},
-                    {"user_id", n.user_id},
-                    {"decided_us", to_us(n.decided_at).value_or(0)},
-                    {"slot", slot_name(n.slot)},
-                    {"model_version", n.model_version},
-                    {"policy", n.policy},
-                    {"epsilon", n.epsilon},
-                    {"candidates", n.candidates},
-                    {"scores", n.scores},
-                    {"probabilities", n.probabilities},
-                    {"chosen", n.chosen},
-                    {"ranked", n.ranked.empty() ? std::vector<std::string>{n.chosen} : n.ranked},
-                    {"state_features", n.state_features},
-                    {"candidate_features", has_features ? json(n.candidate_features) : json(nullptr)},
-                    {"candidate_feature_dim", has_features ? n.candidate_feature_dim : 0},
-                    {"context", n.context}});
+    event_ids.add_uuid(d.event_id);
+    user_ids.add_uuid(n.user_id);
+    decided_us.add_int8(to_us(n.decided_at).value_or(0));
+    slots.add_text(slot_name(n.slot));
+    versions.add_text(n.model_version);
+    policies.add_text(n.policy);
+    epsilons.add_float8(n.epsilon);
+    join_ids(joined, n.candidates);
+    candidates.add_text(joined);
+    chosen.add_text(n.chosen);
+    join_ids(joined, n.ranked.empty() ? std::span<const std::string>(&n.chosen, 1) : std::span<const std::string>(n.ranked));
+    ranked.add_text(joined);
+    feature_dims.add_int4(has_features ? n.candidate_feature_dim : 0);
+    contexts.add_text(json_text(n.context, "context"));
+    for (const double v : n.scores) scores.add_float4(static_cast<float>(v));
+    for (const double v : n.probabilities) probabilities.add_float8(v);
+    for (const double v : n.state_features) state_features.add_float4(static_cast<float>(v));
+    for (const double v : n.candidate_features) candidate_features.add_float4(static_cast<float>(v));
+    candidate_offsets.add_int4(static_cast<std::int32_t>(scores.size()));
+    state_offsets.add_int4(static_cast<std::int32_t>(state_features.size()));
+    feature_offsets.add_int4(static_cast<std::int32_t>(candidate_features.size()));
   }
   try {
     const auto stored = in_transaction(pool_, [&](pqxx::work& tx) {
-      return tx.exec_prepared(sql::kDecisionInsertBatch.name, rows.dump());
+      return tx.exec_prepared(sql::kDecisionInsertBatch.name, binary(event_ids), binary(user_ids), binary(decided_us),
+                              binary(slots), binary(versions), binary(policies), binary(epsilons), binary(candidates),
+                              binary(chosen), binary(ranked), binary(feature_dims), binary(contexts), binary(scores),
+                              binary(probabilities), binary(state_features), binary(candidate_offsets),
+                              binary(state_offsets), binary(candidate_features), binary(feature_offsets));
     });
     return static_cast<std::size_t>(stored.size());
   } catch (const NotFoundError&) {

@@ -69,55 +69,70 @@ FROM user_state WHERE user_id = $1::uuid ORDER BY day DESC LIMIT 1)sql"};
 // scores, probabilities, chosen, ranked, state_features, candidate_features,
 // candidate_feature_dim, context.
 
+// The lists (candidates, ranked, scores, probabilities, features) are typed arrays
+// (migration 0002) and arrive as binary parameters (db/src/pg_binary.hpp): nothing is
+// printed or parsed on the way.
 const Statement kDecisionInsert{"decision_insert", R"sql(
 INSERT INTO decisions (user_id, decided_at, slot, model_version, policy, epsilon, candidates,
                        scores, probabilities, chosen, ranked, state_features,
                        candidate_features, candidate_feature_dim, context)
 VALUES ($1::uuid, COALESCE(timestamptz 'epoch' + $2::bigint * interval '1 microsecond', now()),
-        $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9::jsonb, $10, $11::jsonb, $12::jsonb,
-        $13::jsonb, $14, $15::jsonb)
+        $3, $4, $5, $6, $7::text[], $8::real[], $9::double precision[], $10, $11::text[],
+        $12::real[], CASE WHEN $14::integer > 0 THEN $13::real[] END, $14::integer, $15::jsonb)
 RETURNING event_id::text, (extract(epoch FROM decided_at) * 1000000)::bigint)sql"};
 
 // A batch of decisions whose event ids the caller generated (the service's asynchronous
-// decision log), in one statement: $1 is a JSON array of objects with the columns above
-// (decided_us as microseconds since the epoch). A replayed event id is skipped, so a batch
-// retried after a lost COMMIT acknowledgement stores nothing twice. Returns the event ids
-// stored now.
+// decision log), in one statement. Per decision ($1-$12, one element each): event_id,
+// user_id, decided_us (microseconds since the epoch), slot, model_version, policy, epsilon,
+// candidates and ranked (meal ids joined by U+001F, which ids may not contain), chosen,
+// candidate_feature_dim and context (JSON text). The numbers of all decisions are
+// concatenated: scores ($13) and probabilities ($14) sliced by the candidate offsets $16,
+// state features ($15) by $17, candidate features ($18) by $19; offsets have one more
+// element than there are decisions. A replayed event id is skipped, so a batch retried
+// after a lost COMMIT acknowledgement stores nothing twice. Returns the event ids stored now.
 const Statement kDecisionInsertBatch{"decision_insert_batch", R"sql(
 INSERT INTO decisions (event_id, user_id, decided_at, slot, model_version, policy, epsilon,
                        candidates, scores, probabilities, chosen, ranked, state_features,
                        candidate_features, candidate_feature_dim, context)
-SELECT d.event_id, d.user_id, timestamptz 'epoch' + d.decided_us * interval '1 microsecond',
-       d.slot, d.model_version, d.policy, d.epsilon, d.candidates, d.scores, d.probabilities,
-       d.chosen, d.ranked, d.state_features, d.candidate_features, d.candidate_feature_dim,
-       d.context
-FROM jsonb_to_recordset($1::jsonb) AS d(event_id uuid, user_id uuid, decided_us bigint,
-     slot text, model_version text, policy text, epsilon double precision, candidates jsonb,
-     scores jsonb, probabilities jsonb, chosen text, ranked jsonb, state_features jsonb,
-     candidate_features jsonb, candidate_feature_dim integer, context jsonb)
+SELECT r.event_id, r.user_id, timestamptz 'epoch' + r.decided_us * interval '1 microsecond',
+       r.slot, r.model_version, r.policy, r.epsilon,
+       string_to_array(r.candidates, E'\x1f'),
+       ($13::real[])[($16::integer[])[r.i] + 1 : ($16::integer[])[r.i + 1]],
+       ($14::double precision[])[($16::integer[])[r.i] + 1 : ($16::integer[])[r.i + 1]],
+       r.chosen,
+       string_to_array(r.ranked, E'\x1f'),
+       ($15::real[])[($17::integer[])[r.i] + 1 : ($17::integer[])[r.i + 1]],
+       CASE WHEN r.feature_dim > 0
+            THEN ($18::real[])[($19::integer[])[r.i] + 1 : ($19::integer[])[r.i + 1]] END,
+       r.feature_dim, r.context::jsonb
+FROM unnest($1::uuid[], $2::uuid[], $3::bigint[], $4::text[], $5::text[], $6::text[],
+            $7::double precision[], $8::text[], $9::text[], $10::text[], $11::integer[],
+            $12::text[])
+     WITH ORDINALITY AS r(event_id, user_id, decided_us, slot, model_version, policy, epsilon,
+                          candidates, chosen, ranked, feature_dim, context, i)
 ON CONFLICT (event_id) DO NOTHING
 RETURNING event_id::text)sql"};
 
 const Statement kDecisionById{"decision_by_id", R"sql(
 SELECT event_id::text, user_id::text, (extract(epoch FROM decided_at) * 1000000)::bigint,
-       slot, model_version, policy, epsilon, candidates::text, scores::text,
-       probabilities::text, chosen, ranked::text, state_features::text,
-       candidate_features::text, candidate_feature_dim, context::text
+       slot, model_version, policy, epsilon, to_json(candidates)::text, to_json(scores)::text,
+       to_json(probabilities)::text, chosen, to_json(ranked)::text, to_json(state_features)::text,
+       to_json(candidate_features)::text, candidate_feature_dim, context::text
 FROM decisions WHERE event_id = $1::uuid)sql"};
 
 const Statement kDecisionsForUser{"decisions_for_user", R"sql(
 SELECT event_id::text, user_id::text, (extract(epoch FROM decided_at) * 1000000)::bigint,
-       slot, model_version, policy, epsilon, candidates::text, scores::text,
-       probabilities::text, chosen, ranked::text, state_features::text,
-       candidate_features::text, candidate_feature_dim, context::text
+       slot, model_version, policy, epsilon, to_json(candidates)::text, to_json(scores)::text,
+       to_json(probabilities)::text, chosen, to_json(ranked)::text, to_json(state_features)::text,
+       to_json(candidate_features)::text, candidate_feature_dim, context::text
 FROM decisions WHERE user_id = $1::uuid
 ORDER BY decided_at DESC, event_id LIMIT $2)sql"};
 
 const Statement kDecisionsBetween{"decisions_between", R"sql(
 SELECT event_id::text, user_id::text, (extract(epoch FROM decided_at) * 1000000)::bigint,
-       slot, model_version, policy, epsilon, candidates::text, scores::text,
-       probabilities::text, chosen, ranked::text, state_features::text,
-       candidate_features::text, candidate_feature_dim, context::text
+       slot, model_version, policy, epsilon, to_json(candidates)::text, to_json(scores)::text,
+       to_json(probabilities)::text, chosen, to_json(ranked)::text, to_json(state_features)::text,
+       to_json(candidate_features)::text, candidate_feature_dim, context::text
 FROM decisions
 WHERE decided_at >= timestamptz 'epoch' + $1::bigint * interval '1 microsecond'
   AND decided_at < timestamptz 'epoch' + $2::bigint * interval '1 microsecond'

@@ -15,17 +15,12 @@ namespace forkcast::service {
 
 namespace {
 constexpr std::size_t kMaxBatch = 512;
+// After the first decision of a batch arrives the writer waits this long (or for kMaxBatch)
+// before storing: bigger batches, and one wake-up of the writer per batch.
+constexpr auto kGatherWindow = std::chrono::milliseconds(2);
+constexpr std::size_t kMaxSpare = 2048;  // recycled PendingDecisions kept
 constexpr auto kRetryMin = std::chrono::milliseconds(50);
 constexpr auto kRetryMax = std::chrono::milliseconds(1000);
-}  // namespace
-
-namespace {
-// float32 carries ~7 significant digits; 6 keep the stored JSON short (grisu would print 17).
-double six_digits(double x) {
-  if (x == 0.0 || !std::isfinite(x)) return x;
-  const double scale = std::pow(10.0, 5 - static_cast<int>(std::floor(std::log10(std::fabs(x)))));
-  return std::round(x * scale) / scale;
-}
 }  // namespace
 
 db::Decision to_stored(const PendingDecision& p, const env::Catalog& catalog) {
@@ -42,13 +37,13 @@ db::Decision to_stored(const PendingDecision& p, const env::Catalog& catalog) {
   n.scores.reserve(p.candidates.size());
   for (std::size_t i = 0; i < p.candidates.size(); ++i) {
     n.candidates.push_back(catalog.meals()[static_cast<std::size_t>(p.candidates[i])].id);
-    n.scores.push_back(six_digits(p.scores[i]));
+    n.scores.push_back(p.scores[i]);  // floats: stored as the float's shortest text
   }
   n.probabilities = p.probabilities;  // exact: they must sum to 1
   n.chosen = n.candidates[p.chosen];
   for (const std::size_t r : p.ranked) n.ranked.push_back(n.candidates[r]);
   n.state_features.reserve(p.observation.size());
-  for (const float x : p.observation) n.state_features.push_back(six_digits(x));
+  for (const float x : p.observation) n.state_features.push_back(x);
   n.context = {{"draw_seed", p.draw_seed}, {"step", p.step}, {"greedy", n.candidates[p.greedy]}, {"n", p.n}};
   return d;
 }
@@ -59,26 +54,38 @@ DecisionLog::DecisionLog(db::DecisionRepository& repository, const env::Catalog&
 
 DecisionLog::~DecisionLog() { stop(std::chrono::steady_clock::now() + std::chrono::seconds(2)); }
 
+PendingDecision DecisionLog::acquire() {
+  std::lock_guard lock(mutex_);
+  if (spare_.empty()) return {};
+  PendingDecision recycled = std::move(spare_.back());
+  spare_.pop_back();
+  return recycled;
+}
+
 std::uint64_t DecisionLog::enqueue(PendingDecision decision) {
   std::lock_guard lock(mutex_);
-  if (queue_.size() >= capacity_ || stopping_) {
+  if (queue_.size() + writing_ >= capacity_ || stopping_) {
     metrics_.decisions_log_failed().Increment();
     return 0;
   }
   queue_.push_back(std::move(decision));
-  metrics_.decision_log_queue().Set(static_cast<double>(queue_.size()));
-  work_cv_.notify_one();
+  metrics_.decision_log_queue().Set(static_cast<double>(queue_.size() + writing_));
+  // Wake the writer only when it may be asleep on an empty queue, or when a batch is full.
+  if (queue_.size() == 1 || queue_.size() == kMaxBatch) work_cv_.notify_one();
   return next_sequence_++;
 }
 
 bool DecisionLog::wait_stored(std::uint64_t sequence, std::chrono::steady_clock::time_point deadline) {
   std::unique_lock lock(mutex_);
+  if (handled_through_ >= sequence) return true;
+  flush_now_ = true;  // somebody waits: do not hold the batch for the gather window
+  work_cv_.notify_one();
   return done_cv_.wait_until(lock, deadline, [&] { return handled_through_ >= sequence; });
 }
 
 std::size_t DecisionLog::queued() const {
   std::lock_guard lock(mutex_);
-  return queue_.size();
+  return queue_.size() + writing_;
 }
 
 void DecisionLog::stop(std::chrono::steady_clock::time_point deadline) {
@@ -101,22 +108,35 @@ void DecisionLog::run() {
   // The writer yields the CPU to request threads: under a burst the queue absorbs the
   // decisions and the writer catches up when the burst ends (Linux: per-thread nice).
   ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10);
-  std::vector<PendingDecision> pending;  // taken off the queue, not yet stored
-  std::vector<db::Decision> batch;       // their rows
+  std::vector<PendingDecision> taken;    // swapped out of the queue, stored in chunks
+  std::size_t next_chunk = 0;            // first decision of `taken` not yet stored
+  std::size_t pending = 0;               // decisions of the chunk in `batch`
+  std::vector<db::Decision> batch;       // rows of the chunk being stored
   auto backoff = kRetryMin;
   for (;;) {
-    if (pending.empty()) {
+    if (pending == 0 && next_chunk == taken.size()) {
       std::unique_lock lock(mutex_);
+      // Give the stored decisions' objects back for reuse (their buffers keep capacity).
+      for (auto& p : taken) {
+        if (spare_.size() >= kMaxSpare) break;
+        spare_.push_back(std::move(p));
+      }
+      taken.clear();
+      next_chunk = 0;
       work_cv_.wait(lock, [&] { return !queue_.empty() || stopping_; });
+      if (!stopping_ && !flush_now_ && queue_.size() < kMaxBatch) {
+        work_cv_.wait_for(lock, kGatherWindow, [&] { return queue_.size() >= kMaxBatch || stopping_ || flush_now_; });
+      }
+      flush_now_ = false;
       if (queue_.empty() || (stopping_ && std::chrono::steady_clock::now() >= stop_deadline_)) return;
-      const std::size_t n = std::min(queue_.size(), kMaxBatch);
-      pending.assign(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.begin() + static_cast<std::ptrdiff_t>(n)));
-      queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(n));
-      metrics_.decision_log_queue().Set(static_cast<double>(queue_.size()));
+      std::swap(taken, queue_);
+      writing_ = taken.size();
+    }
+    if (pending == 0) {
       // Rows are built here, off the request path and outside the lock.
-      lock.unlock();
+      pending = std::min(taken.size() - next_chunk, kMaxBatch);
       batch.clear();
-      for (const auto& p : pending) batch.push_back(to_stored(p, catalog_));
+      for (std::size_t i = next_chunk; i < next_chunk + pending; ++i) batch.push_back(to_stored(taken[i], catalog_));
     }
     try {
       store(batch);
@@ -127,8 +147,9 @@ void DecisionLog::run() {
       spdlog::warn("decision log: database unavailable ({}); retrying in {} ms", e.what(), backoff.count());
       std::unique_lock lock(mutex_);
       if (stopping_ && std::chrono::steady_clock::now() >= stop_deadline_) {
-        spdlog::error("decision log: {} decisions could not be stored before shutdown", pending.size());
-        metrics_.decisions_log_failed().Increment(static_cast<double>(pending.size()));
+        const std::size_t lost = taken.size() - next_chunk;
+        spdlog::error("decision log: {} decisions could not be stored before shutdown", lost);
+        metrics_.decisions_log_failed().Increment(static_cast<double>(lost));
         return;
       }
       work_cv_.wait_for(lock, backoff, [&] { return stopping_ && std::chrono::steady_clock::now() >= stop_deadline_; });
@@ -136,8 +157,11 @@ void DecisionLog::run() {
       continue;
     }
     std::lock_guard lock(mutex_);
-    handled_through_ += pending.size();
-    pending.clear();
+    handled_through_ += pending;
+    next_chunk += pending;
+    writing_ -= pending;
+    pending = 0;
+    metrics_.decision_log_queue().Set(static_cast<double>(queue_.size() + writing_));
     done_cv_.notify_all();
   }
 }

@@ -9,12 +9,16 @@
 //     only the bad decision is lost — logged and counted.
 // Feedback on a decision first waits until that decision is stored (wait_stored), so the
 // feedback row's foreign key always finds it.
+//
+// Cost on the request path: the writer is woken once per batch, not per decision (a
+// decision queued into a non-empty queue notifies nobody; the writer gathers for
+// kGatherWindow after the first one), and PendingDecision objects are recycled (acquire()),
+// so queueing a decision allocates nothing once the service is warm.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -49,8 +53,8 @@ struct PendingDecision {
   int n = 0;
 };
 
-// The row stored for a pending decision (meal ids from the catalog; scores and features
-// rounded to 6 significant digits, which is what float32 carries).
+// The row stored for a pending decision (meal ids from the catalog; scores and features are
+// the float32 values, which the repository writes as their shortest float text).
 db::Decision to_stored(const PendingDecision& pending, const env::Catalog& catalog);
 
 class DecisionLog {
@@ -58,6 +62,9 @@ class DecisionLog {
   DecisionLog(db::DecisionRepository& repository, const env::Catalog& catalog, std::size_t capacity, Metrics& metrics);
   ~DecisionLog();  // stops the writer after a last attempt to drain (see stop)
 
+  // A PendingDecision to fill and enqueue: a recycled one whose vectors and strings keep
+  // their capacity (contents unspecified: assign every field), or a new one.
+  PendingDecision acquire();
   // Queues a decision (event_id and decided_at set). Returns its sequence number (> 0),
   // or 0 when the queue is full. Never blocks on the database.
   std::uint64_t enqueue(PendingDecision decision);
@@ -67,6 +74,7 @@ class DecisionLog {
   // Waits until everything queued so far is handled (or the deadline), then stops the writer.
   void stop(std::chrono::steady_clock::time_point deadline);
 
+  // Decisions queued or being written, not yet stored.
   std::size_t queued() const;
 
  private:
@@ -80,7 +88,10 @@ class DecisionLog {
   mutable std::mutex mutex_;
   std::condition_variable work_cv_;   // the writer waits for decisions
   std::condition_variable done_cv_;   // callers wait for progress
-  std::deque<PendingDecision> queue_;
+  std::vector<PendingDecision> queue_;  // swapped out whole by the writer
+  std::vector<PendingDecision> spare_; // stored decisions kept for acquire()
+  std::size_t writing_ = 0;            // taken by the writer, not yet stored or dropped
+  bool flush_now_ = false;             // a caller waits in wait_stored: skip the gather window
   std::uint64_t next_sequence_ = 1;   // of the next enqueued decision
   std::uint64_t handled_through_ = 0;  // every sequence <= this is stored or dropped
   bool stopping_ = false;

@@ -106,7 +106,7 @@ Response handle_recommend(Application& app, const Request& request, Call& call) 
   // meal is rendered once (Application::meal_json_members), numbers and reasons here.
   thread_local fmt::memory_buffer meals;
   meals.clear();
-  PendingDecision decision;
+  PendingDecision decision = app.decision_log().acquire();  // recycled: assign every field
   double epsilon = 0;
   std::int64_t step = 0;
   bool logged = false;
@@ -170,6 +170,7 @@ Response handle_recommend(Application& app, const Request& request, Call& call) 
     decision.draw_seed = draw_seed;
     decision.step = step;
     decision.n = n;
+    decision.ranked.clear();
 
     RecentDecision recent;
     recent.event_id = decision.event_id;

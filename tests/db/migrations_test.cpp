@@ -4,6 +4,7 @@
 
 #include "forkcast/db/database.hpp"
 #include "forkcast/db/migrations.hpp"
+#include "forkcast/db/repositories.hpp"
 #include "pg_test_support.hpp"
 
 namespace fdb = forkcast::db;
@@ -105,4 +106,44 @@ TEST(Migrations, DatabaseWithoutMigrateRefusesAnOldSchema) {
                fdb::SchemaError);
   fdb::Database migrated(fdb::DatabaseOptions{pg.url(), 2, 2'000, 2, true});
   EXPECT_EQ(migrated.schema().database_version, migrated.schema().binary_version);
+}
+
+// 0002 turns the decisions' jsonb lists into typed arrays: a decision stored under 0001
+// must read back the same through the repository afterwards.
+TEST(Migrations, DecisionsStoredAsJsonbSurviveTheMoveToTypedArrays) {
+  TestInstance pg(/*migrate=*/false);
+  fdb::ConnectionPool pool(fdb::testing::pool_options(pg.url(), 1));
+  const auto& all = fdb::embedded_migrations();
+  ASSERT_GE(all.size(), 2U);
+  fdb::migrate(pool, std::span<const fdb::Migration>(all.data(), 1));
+  std::string event_id;
+  {
+    pqxx::connection c(pg.url());
+    pqxx::work tx(c);
+    const auto user = tx.exec_params1(
+        "INSERT INTO users (profile, token_sha256) VALUES ('{}', repeat('a', 64)) RETURNING id::text")[0].as<std::string>();
+    event_id = tx.exec_params1(
+        "INSERT INTO decisions (user_id, slot, model_version, policy, epsilon, candidates, scores, probabilities, "
+        "chosen, ranked, state_features, candidate_features, candidate_feature_dim) VALUES ($1::uuid, 'lunch', 'v1', "
+        "'epsilon_greedy', 0.1, '[\"a\", \"b\"]', '[1.5, -0.25]', '[0.95, 0.05]', 'a', '[\"a\"]', '[0.5, 2]', "
+        "'[1, 2, 3, 4]', 2) RETURNING event_id::text",
+        user)[0].as<std::string>();
+    tx.commit();
+  }
+  EXPECT_EQ(fdb::migrate(pool), std::vector<int>{2});
+  fdb::ConnectionPool migrated(fdb::testing::pool_options(pg.url(), 1));
+  fdb::DecisionRepository decisions(migrated);
+  const auto d = decisions.find(event_id);
+  ASSERT_TRUE(d.has_value());
+  EXPECT_EQ(d->logged.candidates, (std::vector<std::string>{"a", "b"}));
+  EXPECT_EQ(d->logged.scores, (std::vector<double>{1.5, -0.25}));
+  EXPECT_EQ(d->logged.probabilities, (std::vector<double>{0.95, 0.05}));
+  EXPECT_EQ(d->logged.ranked, (std::vector<std::string>{"a"}));
+  EXPECT_EQ(d->logged.state_features, (std::vector<double>{0.5, 2}));
+  EXPECT_EQ(d->logged.candidate_features, (std::vector<double>{1, 2, 3, 4}));
+  // The new shape checks hold: a chosen meal outside the candidates is refused.
+  pqxx::connection c(pg.url());
+  pqxx::work tx(c);
+  EXPECT_THROW(tx.exec_params("UPDATE decisions SET chosen = 'zzz' WHERE event_id = $1::uuid", event_id),
+               pqxx::check_violation);
 }

@@ -66,6 +66,8 @@ struct UserState {
 // Everything off-policy evaluation needs about one recommendation (policy/ope.hpp
 // LoggedDecision): the candidates the policy chose among, its score and probability for
 // each, the meal it chose, epsilon, the model version and the state it saw.
+// Scores and features are stored as float32 (what the policy computes in); a value read
+// back is the float32 nearest to the one written. Probabilities are stored exactly.
 struct NewDecision {
   std::string user_id;
   std::optional<Timestamp> decided_at;  // empty: the database's now()
@@ -73,7 +75,7 @@ struct NewDecision {
   std::string model_version;
   std::string policy;                      // how probabilities arose, e.g. "epsilon_greedy"
   double epsilon = 0.0;                    // in [0, 1]
-  std::vector<std::string> candidates;     // meal ids, non-empty, distinct
+  std::vector<std::string> candidates;     // meal ids, non-empty, distinct, no control characters
   std::vector<double> scores;              // one per candidate (model scores, e.g. Q-values)
   std::vector<double> probabilities;       // one per candidate, each in [0, 1], sum 1 (+-1e-6)
   std::string chosen;                      // the meal acted on; one of candidates, probability > 0

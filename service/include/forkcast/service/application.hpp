@@ -95,7 +95,7 @@ class Application {
 
   // A fresh random 64-bit value from a seeded generator (event ids, exploration draws).
   std::uint64_t random64();
-  // A canonical lowercase UUID v4 from random64().
+  // A canonical lowercase UUID v7 (time-ordered, 74 bits from random64()).
   std::string new_uuid();
 
   // True while the database answered recently (checked at most every 500 ms).
