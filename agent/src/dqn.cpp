@@ -33,6 +33,14 @@ DqnLearner::DqnLearner(const DqnConfig& config, int input_size, int num_actions,
   if (config.target_update_every <= 0) {
     throw std::invalid_argument("target_update_every: " + std::to_string(config.target_update_every) + " must be > 0");
   }
+  reset_latent_from_online();
+}
+
+void DqnLearner::reset_latent_from_online() {
+  if (!config_.quantization_aware) return;
+  latent_.assign(online_.parameters().begin(), online_.parameters().end());
+  nn::project_weights_onto_int8_grid(latent_, online_);
+  target_.copy_parameters_from(online_);
 }
 
 void CandidateFeatures::write_row(std::span<const float> observation, int item, float recency, float* row) const {
@@ -231,7 +239,12 @@ float DqnLearner::update(ReplayBuffer& replay, std::mt19937_64& rng) {
   online_.zero_grad();
   online_.backward_parameters(grad_out_);  // dL/dx is not needed: saves one GEMM
   if (config_.max_grad_norm > 0) nn::clip_grad_norm<float>(online_.gradients(), static_cast<float>(config_.max_grad_norm));
-  adam_.step(online_.parameters(), online_.gradients());
+  if (config_.quantization_aware) {
+    adam_.step(latent_, online_.gradients());
+    nn::project_weights_onto_int8_grid(latent_, online_);
+  } else {
+    adam_.step(online_.parameters(), online_.gradients());
+  }
   replay.update_priorities(batch_.indices, td_errors_);
   ++updates_;
   if (config_.tau < 1.0) {

@@ -705,6 +705,25 @@ void int8_gemv(const std::int8_t* qt, const float* x, int in, int out, float* y)
 
 }  // namespace
 
+void project_weights_onto_int8_grid(std::span<const float> latent, Mlp<float>& net) {
+  if (latent.size() != net.num_parameters()) {
+    throw std::invalid_argument("project_weights_onto_int8_grid: " + std::to_string(latent.size()) + " latent values for " +
+                                std::to_string(net.num_parameters()) + " parameters");
+  }
+  std::copy(latent.begin(), latent.end(), net.parameters().begin());  // biases (and weights, overwritten below)
+  for (int l = 0; l < net.num_layers(); ++l) {
+    auto w = net.weight(l);
+    for (Index j = 0; j < w.rows(); ++j) {
+      const float max_abs = w.row(j).cwiseAbs().maxCoeff();
+      const float s = max_abs / 127.0F;  // as QuantizedMlp
+      if (!(s > 0.0F)) continue;
+      for (Index k = 0; k < w.cols(); ++k) {
+        w(j, k) = std::clamp(std::nearbyint(w(j, k) / s), -127.0F, 127.0F) * s;
+      }
+    }
+  }
+}
+
 QuantizedMlp::QuantizedMlp(const Mlp<float>& source) : sizes_(source.layer_sizes()) {
   const int layers = source.num_layers();
   for (int l = 0; l < layers; ++l) {

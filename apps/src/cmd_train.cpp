@@ -30,7 +30,7 @@ struct TrainCli {
   std::vector<int> hidden;
   int batch_size = 0, n_step = 0, train_frequency = 0, gradient_steps = 0, target_update = 0;
   double tau = 0, exploration_fraction = 0, dqn_lr = 0, dqn_gamma = -1;
-  bool per = false, no_double = false;
+  bool per = false, no_double = false, quantization_aware = false, no_quantization_aware = false;
   std::string numa = "auto";
   bool eval_episodes_given = false, checkpoint_every_given = false;
 };
@@ -56,6 +56,8 @@ void run_dqn(const config::Config& cfg, TrainCli& cli) {
   if (cli.checkpoint_every_given) o.checkpoint_every = cli.options.checkpoint_every;
   o.prioritized = cli.per;
   o.dqn.double_dqn = !cli.no_double;
+  if (cli.quantization_aware) o.dqn.quantization_aware = true;
+  if (cli.no_quantization_aware) o.dqn.quantization_aware = false;
   o.numa = cli.numa;
   o.mealsim = cfg.mealsim;
   o.data_dir = cli.options.data_dir;
@@ -175,6 +177,10 @@ void add_train_command(CLI::App& app, const GlobalOptions& global) {
   sub->add_option("--eval-every", cli->eval_every, "steps between greedy evaluations; the best network is kept (dqn)");
   sub->add_flag("--per", cli->per, "prioritized replay (dqn)");
   sub->add_flag("--no-double", cli->no_double, "plain DQN targets instead of double DQN (dqn)");
+  auto* qat = sub->add_flag("--quantization-aware", cli->quantization_aware,
+                            "train on the int8 weight grid, so int8 serving makes the float network's decisions "
+                            "(dqn; the default for mealsim)");
+  sub->add_flag("--no-quantization-aware", cli->no_quantization_aware, "train plain float32 weights (dqn)")->excludes(qat);
   sub->add_option("--numa", cli->numa, "auto | off: place the training worker and its buffers with libnuma (dqn)")
       ->check(CLI::IsMember({"auto", "off"}));
   sub->add_option("--seed", o.seed, "run seed (environment, exploration and, for dqn, network initialisation)")->default_val(0);

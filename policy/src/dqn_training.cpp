@@ -196,7 +196,7 @@ void validate(const DqnTrainOptions& o) {
 }
 
 nlohmann::json options_json(const DqnTrainOptions& o) {
-  return {{"env", o.env},
+  nlohmann::json j = {{"env", o.env},
           {"total_steps", o.total_steps},
           {"seed", o.seed},
           {"hidden", o.dqn.hidden},
@@ -217,6 +217,9 @@ nlohmann::json options_json(const DqnTrainOptions& o) {
           {"epsilon_start", o.epsilon_start},
           {"epsilon_end", o.epsilon_end},
           {"exploration_fraction", o.exploration_fraction}};
+  // Only when on, so that the settings of runs without it (and their checkpoints) read as before.
+  if (o.dqn.quantization_aware) j["quantization_aware"] = true;
+  return j;
 }
 
 // One pending step of an n-step window.
@@ -290,6 +293,7 @@ DqnTrainResult run(Env& e, const DqnTrainOptions& o) {
       c.tensors.push_back(flat<std::int16_t>("replay.candidate_counts", replay.candidate_counts()));
     }
     if (o.prioritized) c.tensors.push_back(flat<double>("replay.priority_tree", replay.priority_tree()));
+    if (o.dqn.quantization_aware) c.tensors.push_back(flat<float>("latent.params", learner.latent()));
     const auto rs = replay.state();
     c.metadata = {{"format", kFormat},
                   {"env", o.env},
@@ -326,6 +330,7 @@ DqnTrainResult run(Env& e, const DqnTrainOptions& o) {
       std::copy(values.begin(), values.end(), dst.begin());
     };
     restore("online.params", learner.online().parameters());
+    if (o.dqn.quantization_aware) restore("latent.params", learner.latent());
     restore("target.params", learner.target().parameters());
     restore("adam.m", learner.optimizer().first_moment());
     restore("adam.v", learner.optimizer().second_moment());
@@ -595,6 +600,9 @@ DqnTrainOptions default_dqn_options(const std::string& env) {
   } else if (env == "mealsim") {
     o.total_steps = 300'000;
     o.dqn.hidden = {128, 64};
+    // Served policies: the int8 path must make the float network's decisions (issue 5;
+    // docs/agents.md, "Serving").
+    o.dqn.quantization_aware = true;
     o.dqn.learning_rate = 5e-4;
     o.dqn.gamma = 0.9;
     o.dqn.n_step = 3;

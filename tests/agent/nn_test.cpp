@@ -637,6 +637,42 @@ TEST(NnQuantized, TopOneAgreesWithFloatOnRandomInputs) {
   }
 }
 
+// Quantization-aware training keeps the float network on the int8 grid: its QuantizedMlp
+// then computes the same function (up to float rounding), so argmaxes agree even on the
+// uniform random inputs where post-training quantization flips close calls above.
+TEST(NnQuantized, WeightsProjectedOntoTheGridQuantizeLosslessly) {
+  nn::Mlp<float> net({119, 128, 64, 1}, 431);
+  const std::vector<float> latent(net.parameters().begin(), net.parameters().end());
+  nn::project_weights_onto_int8_grid(latent, net);
+  // Biases untouched; weights moved by at most half a grid step; projecting again is a no-op.
+  EXPECT_EQ(net.bias(0)(0), latent[static_cast<std::size_t>(net.bias(0).data() - net.parameters().data())]);
+  const auto w0 = net.weight(0);
+  const float step = w0.row(0).cwiseAbs().maxCoeff() / 127.0F;
+  const float* latent_w0 = latent.data() + (w0.data() - net.parameters().data());
+  for (Eigen::Index k = 0; k < w0.cols(); ++k) EXPECT_LE(std::abs(w0(0, k) - latent_w0[k]), 0.5F * step * 1.0001F);
+  const std::vector<float> once(net.parameters().begin(), net.parameters().end());
+  nn::project_weights_onto_int8_grid(once, net);
+  EXPECT_EQ(std::vector<float>(net.parameters().begin(), net.parameters().end()), once);
+  EXPECT_THROW(nn::project_weights_onto_int8_grid(std::span<const float>(once.data(), 3), net), std::invalid_argument);
+
+  const nn::QuantizedMlp q(net);
+  nn::Workspace<float> ws;
+  nn::Matrix<float> yf, yq;
+  int agree = 0;
+  constexpr int kStates = 200;
+  for (int s = 0; s < kStates; ++s) {
+    const auto candidates = random_matrix<float>(240, 119, 500 + static_cast<std::uint64_t>(s), 0.0, 1.0);
+    net.predict(candidates, yf, ws);
+    q.predict(candidates, yq, ws);
+    EXPECT_LT((yq - yf).cwiseAbs().maxCoeff(), 1e-4F * (1.0F + yf.cwiseAbs().maxCoeff()));
+    Eigen::Index af = 0, aq = 0;
+    yf.col(0).maxCoeff(&af);
+    yq.col(0).maxCoeff(&aq);
+    agree += af == aq ? 1 : 0;
+  }
+  EXPECT_GE(agree, 199) << "of " << kStates;
+}
+
 TEST(NnQuantized, BatchOneAgreesWithBatched) {
   // Up to kDirectMaxBatch rows run the fused int8 GEMV, more rows dequantize + GEMM: the same
   // numbers up to float rounding. 150 outputs exercise the GEMV's 64-, 16- and 1-wide blocks.

@@ -86,24 +86,29 @@ TEST(DqnDeterminism, SameSeedSameNetwork) {
 }
 
 TEST(DqnResume, ResumingFromACheckpointIsBitExact) {
-  for (const bool per : {false, true}) {
-    auto full = quiet(fp::default_dqn_options("cartpole"), per ? "resume_full_per" : "resume_full");
+  // Plain, prioritized replay, and quantization-aware (its latent weights are checkpointed).
+  for (const int variant : {0, 1, 2}) {
+    const bool per = variant == 1;
+    const std::string name = variant == 0 ? "resume" : variant == 1 ? "resume_per" : "resume_qat";
+    auto full = quiet(fp::default_dqn_options("cartpole"), name + "_full");
+    full.dqn.quantization_aware = variant == 2;
     full.total_steps = 5'000;
     full.eval_every = 2'000;
     full.eval_episodes = 0;
     full.checkpoint_every = 3'000;  // latest.safetensors: the first episode end after step 3000
     full.prioritized = per;
     fp::train_dqn(full);
-    auto resumed = quiet(full, per ? "resume_part_per" : "resume_part");
+    auto resumed = quiet(full, name + "_part");
     fs::create_directories(resumed.run_dir);
     resumed.resume_from = resumed.run_dir / "from.safetensors";
     fs::copy_file(full.run_dir / "latest.safetensors", *resumed.resume_from);
     fp::train_dqn(resumed);
     const auto a = fp::load_safetensors(full.run_dir / "final.safetensors");
     const auto b = fp::load_safetensors(resumed.run_dir / "final.safetensors");
-    EXPECT_EQ(a.at("online.params").as<float>(), b.at("online.params").as<float>()) << "per=" << per;
-    EXPECT_EQ(a.at("adam.v").as<float>(), b.at("adam.v").as<float>()) << "per=" << per;
-    EXPECT_EQ(a.at("best.params").as<float>(), b.at("best.params").as<float>()) << "per=" << per;
+    EXPECT_EQ(a.at("online.params").as<float>(), b.at("online.params").as<float>()) << name;
+    EXPECT_EQ(a.at("adam.v").as<float>(), b.at("adam.v").as<float>()) << name;
+    EXPECT_EQ(a.at("best.params").as<float>(), b.at("best.params").as<float>()) << name;
+    if (variant == 2) EXPECT_EQ(a.at("latent.params").as<float>(), b.at("latent.params").as<float>());
     EXPECT_EQ(a.metadata.at("step"), b.metadata.at("step"));
   }
 }
@@ -189,10 +194,11 @@ TEST(DqnMealSim, BeatsTabularSafelyAndQuantizesFaithfully) {
   }
   EXPECT_EQ(unsafe, 0) << "of " << served;
 
-  // int8 weights: top-1 agreement with float32 over 10 000 states. The issue asks for
-  // >= 99 %; per-row int8 of this network reaches ~94.7 % (docs/agents.md: near-ties between
-  // similar meals flip), so this guards the measured level against regressions and the
-  // remaining gap is open work, not a pass.
+  // int8 weights: top-1 agreement with float32 over 10 000 states (issue: >= 99 %). MealSim
+  // trains quantization-aware by default, so the float network's weights lie on the int8
+  // grid; post-training quantization of a plain float network reached only ~94 %
+  // (docs/agents.md: near-ties between similar meals flip).
+  ASSERT_TRUE(o.dqn.quantization_aware);
   const nn::QuantizedMlp int8(*model.network);
   nn::Workspace<float> ws_f, ws_q;
   nn::Matrix<float> rows, yf, yq;
@@ -220,5 +226,5 @@ TEST(DqnMealSim, BeatsTabularSafelyAndQuantizesFaithfully) {
     }
   }
   std::printf("int8 top-1 agreement: %d of %d states (%.2f %%)\n", agree, states, 100.0 * agree / states);
-  EXPECT_GE(agree, 9'300);
+  EXPECT_GE(agree, 9'900);
 }

@@ -41,6 +41,11 @@ struct DqnConfig {
   double tau = 1.0;                 // 1: hard copies every target_update_every updates
   int target_update_every = 100;    // in gradient updates, when tau == 1
   double per_beta = 0.4;            // prioritized replay importance exponent
+  // Quantization-aware training: the network always computes with its weights on the int8
+  // grid (nn::project_weights_onto_int8_grid); Adam updates a float copy (the latent
+  // weights) with the gradients of the projected network (straight-through estimator).
+  // The trained float32 network and its int8 copy then make the same decisions.
+  bool quantization_aware = false;
 };
 
 // How a candidate-scoring network's input row is made: [observation | static features of
@@ -87,6 +92,9 @@ class DqnLearner {
   nn::Mlp<float>& target() noexcept { return target_; }
   const nn::Mlp<float>& online() const noexcept { return online_; }
   nn::Adam<float>& optimizer() noexcept { return adam_; }
+  // quantization_aware: the latent weights (layout of online().parameters(); empty when off),
+  // saved and restored by checkpoints so that a resumed run continues exactly.
+  std::span<float> latent() noexcept { return latent_; }
   void set_updates(std::int64_t n) noexcept { updates_ = n; }
 
  private:
@@ -102,6 +110,8 @@ class DqnLearner {
   int num_actions_;
   nn::Mlp<float> online_, target_;
   nn::Adam<float> adam_;
+  std::vector<float> latent_;  // quantization_aware: the weights Adam updates
+  void reset_latent_from_online();
   std::int64_t updates_ = 0;
   // Scratch, reused across updates.
   ReplayBatch batch_;

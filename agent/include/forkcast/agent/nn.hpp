@@ -194,6 +194,12 @@ class Adam {
   std::int64_t t_ = 0;
 };
 
+// Quantization-aware training's projection: sets `net`'s weights to `latent`'s rounded onto
+// the grid QuantizedMlp uses (per output row, scale max|w_row| / 127, round half to even);
+// biases are copied as they are. `latent` has the layout of net.parameters(). A network
+// whose weights lie on this grid is what QuantizedMlp stores, up to one rounding of the scale.
+void project_weights_onto_int8_grid(std::span<const float> latent, Mlp<float>& net);
+
 // An int8 weight-quantized copy of a float Mlp for serving: per output row, weights are
 // q = round(w / scale), scale = max|w_row| / 127; activations stay float. predict() has the
 // same contract as Mlp::predict.
