@@ -59,6 +59,9 @@ kill -TERM "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true
 port=$(free_port) db_port=$(free_port)
 export FORKCAST_DATABASE__DATA_DIR=$work/pgdata FORKCAST_DATABASE__PORT=$db_port
 export FORKCAST_SERVER__RATE_LIMIT_PER_SECOND=1000000000 FORKCAST_SERVER__RATE_LIMIT_BURST=1000000000
+# A queue that holds the whole run's backlog: every decision is stored, so (wrk time + drain
+# time) is the time the service needed for all the work it accepted.
+export FORKCAST_SERVER__DECISION_LOG_QUEUE=$((seconds * 50000))
 (cd "$root" && exec "$forkcast" --log-level warn serve --port "$port") > "$work/serve.log" 2>&1 & pids+=($!)
 for _ in $(seq 1 600); do
   curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
