@@ -719,7 +719,10 @@ Decision DecisionRepository::record(const NewDecision& decision) {
 }
 
 std::size_t DecisionRepository::record_batch(std::span<const Decision> decisions) {
-  if (decisions.empty()) return 0;
+  return record_batch(encode_batch(decisions));
+}
+
+EncodedDecisionBatch DecisionRepository::encode_batch(std::span<const Decision> decisions) {
   using namespace pg_binary;
   ArrayWriter event_ids(kUuid), user_ids(kUuid), decided_us(kInt8), slots(kText), versions(kText), policies(kText),
       epsilons(kFloat8), candidates(kText), chosen(kText), ranked(kText), feature_dims(kInt4), contexts(kText),
@@ -757,13 +760,26 @@ std::size_t DecisionRepository::record_batch(std::span<const Decision> decisions
     state_offsets.add_int4(static_cast<std::int32_t>(state_features.size()));
     feature_offsets.add_int4(static_cast<std::int32_t>(candidate_features.size()));
   }
+  EncodedDecisionBatch batch;
+  batch.count_ = decisions.size();
+  // In the order of the statement's parameters $1..$19 (statements.cpp).
+  for (ArrayWriter* a : {&event_ids, &user_ids, &decided_us, &slots, &versions, &policies, &epsilons, &candidates,
+                         &chosen, &ranked, &feature_dims, &contexts, &scores, &probabilities, &state_features,
+                         &candidate_offsets, &state_offsets, &candidate_features, &feature_offsets}) {
+    batch.arrays_.push_back(a->finish());
+  }
+  return batch;
+}
+
+std::size_t DecisionRepository::record_batch(const EncodedDecisionBatch& batch) {
+  if (batch.count_ == 0) return 0;
+  const auto& p = batch.arrays_;
+  const auto bin = [&](std::size_t i) { return pqxx::binarystring(p[i].data(), p[i].size()); };
   try {
     const auto stored = in_transaction(pool_, [&](pqxx::work& tx) {
-      return tx.exec_prepared(sql::kDecisionInsertBatch.name, binary(event_ids), binary(user_ids), binary(decided_us),
-                              binary(slots), binary(versions), binary(policies), binary(epsilons), binary(candidates),
-                              binary(chosen), binary(ranked), binary(feature_dims), binary(contexts), binary(scores),
-                              binary(probabilities), binary(state_features), binary(candidate_offsets),
-                              binary(state_offsets), binary(candidate_features), binary(feature_offsets));
+      return tx.exec_prepared(sql::kDecisionInsertBatch.name, bin(0), bin(1), bin(2), bin(3), bin(4), bin(5), bin(6),
+                              bin(7), bin(8), bin(9), bin(10), bin(11), bin(12), bin(13), bin(14), bin(15), bin(16),
+                              bin(17), bin(18));
     });
     return static_cast<std::size_t>(stored.size());
   } catch (const NotFoundError&) {

@@ -50,7 +50,12 @@ db::Decision to_stored(const PendingDecision& p, const env::Catalog& catalog) {
 
 DecisionLog::DecisionLog(db::DecisionRepository& repository, const env::Catalog& catalog, std::size_t capacity,
                          Metrics& metrics)
-    : repository_(repository), catalog_(catalog), capacity_(capacity), metrics_(metrics), writer_([this] { run(); }) {}
+    : repository_(repository),
+      catalog_(catalog),
+      capacity_(capacity),
+      metrics_(metrics),
+      writer_([this] { run_writer(); }),
+      storer_([this] { run_storer(); }) {}
 
 DecisionLog::~DecisionLog() { stop(std::chrono::steady_clock::now() + std::chrono::seconds(2)); }
 
@@ -96,7 +101,9 @@ void DecisionLog::stop(std::chrono::steady_clock::time_point deadline) {
     stop_deadline_ = deadline;
   }
   work_cv_.notify_all();
+  ready_cv_.notify_all();
   writer_.join();
+  storer_.join();
   std::lock_guard lock(mutex_);
   if (!queue_.empty()) {
     spdlog::error("decision log: {} decisions could not be stored before shutdown", queue_.size());
@@ -104,19 +111,44 @@ void DecisionLog::stop(std::chrono::steady_clock::time_point deadline) {
   }
 }
 
-void DecisionLog::run() {
+bool DecisionLog::past_stop_deadline() const { return stopping_ && std::chrono::steady_clock::now() >= stop_deadline_; }
+
+DecisionLog::ReadyBatch DecisionLog::prepare(std::span<const PendingDecision> decisions) {
+  ReadyBatch batch;
+  batch.count = decisions.size();
+  batch.rows.reserve(decisions.size());
+  for (const auto& p : decisions) batch.rows.push_back(to_stored(p, catalog_));
+  try {
+    batch.encoded = db::DecisionRepository::encode_batch(batch.rows);
+    return batch;
+  } catch (const std::exception& e) {
+    spdlog::warn("decision log: batch of {} refused ({}); checking one at a time", batch.rows.size(), e.what());
+  }
+  std::vector<db::Decision> valid;
+  for (auto& row : batch.rows) {
+    try {
+      db::DecisionRepository::encode_batch(std::span<const db::Decision>(&row, 1));
+      valid.push_back(std::move(row));
+    } catch (const std::exception& e) {
+      spdlog::error("decision log: decision {} dropped: {}", row.event_id, e.what());
+      metrics_.decisions_log_failed().Increment();
+    }
+  }
+  batch.rows = std::move(valid);
+  batch.encoded = db::DecisionRepository::encode_batch(batch.rows);
+  return batch;
+}
+
+void DecisionLog::run_writer() {
   // The writer yields the CPU to request threads: under a burst the queue absorbs the
   // decisions and the writer catches up when the burst ends (Linux: per-thread nice).
   ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10);
-  std::vector<PendingDecision> taken;    // swapped out of the queue, stored in chunks
-  std::size_t next_chunk = 0;            // first decision of `taken` not yet stored
-  std::size_t pending = 0;               // decisions of the chunk in `batch`
-  std::vector<db::Decision> batch;       // rows of the chunk being stored
-  auto backoff = kRetryMin;
+  std::vector<PendingDecision> taken;  // swapped out of the queue, prepared in chunks
+  std::size_t next_chunk = 0;          // first decision of `taken` not yet prepared
   for (;;) {
-    if (pending == 0 && next_chunk == taken.size()) {
+    if (next_chunk == taken.size()) {
       std::unique_lock lock(mutex_);
-      // Give the stored decisions' objects back for reuse (their buffers keep capacity).
+      // Give the prepared decisions' objects back for reuse (their buffers keep capacity).
       for (auto& p : taken) {
         if (spare_.size() >= kMaxSpare) break;
         spare_.push_back(std::move(p));
@@ -128,55 +160,88 @@ void DecisionLog::run() {
         work_cv_.wait_for(lock, kGatherWindow, [&] { return queue_.size() >= kMaxBatch || stopping_ || flush_now_; });
       }
       flush_now_ = false;
-      if (queue_.empty() || (stopping_ && std::chrono::steady_clock::now() >= stop_deadline_)) return;
-      std::swap(taken, queue_);
-      writing_ = taken.size();
-    }
-    if (pending == 0) {
-      // Rows are built here, off the request path and outside the lock.
-      pending = std::min(taken.size() - next_chunk, kMaxBatch);
-      batch.clear();
-      for (std::size_t i = next_chunk; i < next_chunk + pending; ++i) batch.push_back(to_stored(taken[i], catalog_));
-    }
-    try {
-      store(batch);
-      backoff = kRetryMin;
-    } catch (const db::DatabaseUnavailable& e) {
-      // Keep the batch and retry: the database may come back. Decisions wait in the
-      // queue meanwhile (which fills; then responses say "failed").
-      spdlog::warn("decision log: database unavailable ({}); retrying in {} ms", e.what(), backoff.count());
-      std::unique_lock lock(mutex_);
-      if (stopping_ && std::chrono::steady_clock::now() >= stop_deadline_) {
-        const std::size_t lost = taken.size() - next_chunk;
-        spdlog::error("decision log: {} decisions could not be stored before shutdown", lost);
-        metrics_.decisions_log_failed().Increment(static_cast<double>(lost));
+      if (queue_.empty() || past_stop_deadline()) {
+        writer_done_ = true;
+        ready_cv_.notify_all();
         return;
       }
-      work_cv_.wait_for(lock, backoff, [&] { return stopping_ && std::chrono::steady_clock::now() >= stop_deadline_; });
-      backoff = std::min(backoff * 2, kRetryMax);
-      continue;
+      std::swap(taken, queue_);
+      writing_ += taken.size();
+    }
+    // Rows are built and encoded here, off the request path and outside the lock.
+    const std::size_t n = std::min(taken.size() - next_chunk, kMaxBatch);
+    ReadyBatch batch = prepare(std::span<const PendingDecision>(taken.data() + next_chunk, n));
+    next_chunk += n;
+    std::unique_lock lock(mutex_);
+    ready_cv_.wait(lock, [&] { return ready_.size() < kMaxReady || past_stop_deadline(); });
+    if (past_stop_deadline()) {  // shutting down and out of time: the storer takes nothing more
+      const std::size_t lost = batch.rows.size() + (taken.size() - next_chunk);
+      spdlog::error("decision log: {} decisions could not be stored before shutdown", lost);
+      metrics_.decisions_log_failed().Increment(static_cast<double>(lost));
+      writer_done_ = true;
+      ready_cv_.notify_all();
+      return;
+    }
+    ready_.push_back(std::move(batch));
+    ready_cv_.notify_all();
+  }
+}
+
+void DecisionLog::run_storer() {
+  ::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), 10);
+  auto backoff = kRetryMin;
+  for (;;) {
+    ReadyBatch batch;
+    {
+      std::unique_lock lock(mutex_);
+      ready_cv_.wait(lock, [&] { return !ready_.empty() || writer_done_; });
+      if (ready_.empty()) return;
+      batch = std::move(ready_.front());
+      ready_.pop_front();
+    }
+    ready_cv_.notify_all();  // room for the writer
+    for (;;) {
+      try {
+        store(batch);
+        backoff = kRetryMin;
+        break;
+      } catch (const db::DatabaseUnavailable& e) {
+        // Keep the batch and retry: the database may come back. Decisions wait in the
+        // queue meanwhile (which fills; then responses say "failed").
+        spdlog::warn("decision log: database unavailable ({}); retrying in {} ms", e.what(), backoff.count());
+        std::unique_lock lock(mutex_);
+        if (past_stop_deadline()) {
+          std::size_t lost = batch.rows.size();
+          for (const auto& r : ready_) lost += r.rows.size();
+          ready_.clear();
+          spdlog::error("decision log: {} decisions could not be stored before shutdown", lost);
+          metrics_.decisions_log_failed().Increment(static_cast<double>(lost));
+          ready_cv_.notify_all();
+          return;
+        }
+        work_cv_.wait_for(lock, backoff, [&] { return past_stop_deadline(); });
+        backoff = std::min(backoff * 2, kRetryMax);
+      }
     }
     std::lock_guard lock(mutex_);
-    handled_through_ += pending;
-    next_chunk += pending;
-    writing_ -= pending;
-    pending = 0;
+    handled_through_ += batch.count;
+    writing_ -= batch.count;
     metrics_.decision_log_queue().Set(static_cast<double>(queue_.size() + writing_));
     done_cv_.notify_all();
   }
 }
 
-void DecisionLog::store(std::vector<db::Decision>& batch) {
+void DecisionLog::store(const ReadyBatch& batch) {
   try {
-    repository_.record_batch(batch);
-    metrics_.decisions_logged().Increment(static_cast<double>(batch.size()));
+    repository_.record_batch(batch.encoded);
+    metrics_.decisions_logged().Increment(static_cast<double>(batch.rows.size()));
     return;
   } catch (const db::DatabaseUnavailable&) {
     throw;
   } catch (const std::exception& e) {
-    spdlog::warn("decision log: batch of {} refused ({}); storing one at a time", batch.size(), e.what());
+    spdlog::warn("decision log: batch of {} refused ({}); storing one at a time", batch.rows.size(), e.what());
   }
-  for (auto& decision : batch) {
+  for (const auto& decision : batch.rows) {
     try {
       repository_.record_batch(std::span<const db::Decision>(&decision, 1));
       metrics_.decisions_logged().Increment();

@@ -1,6 +1,8 @@
 // The asynchronous decision log: a recommendation is answered without waiting for its
-// decision row; one writer thread stores queued decisions in batches (one statement and one
-// COMMIT per batch, DecisionRepository::record_batch). Nothing is dropped silently:
+// decision row. Two threads form a pipeline: the writer builds and encodes batches of queued
+// decisions (DecisionRepository::encode_batch) while the storer stores the previous one (one
+// statement and one COMMIT per batch), so both cores work while the log catches up.
+// Nothing is dropped silently:
 //   - a full queue refuses the decision (enqueue returns 0): the response says so in a
 //     header and forkcast_decisions_log_failed_total counts it;
 //   - while the database is unreachable the writer keeps the batch and retries with
@@ -19,6 +21,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -78,8 +81,20 @@ class DecisionLog {
   std::size_t queued() const;
 
  private:
-  void run();
-  void store(std::vector<db::Decision>& batch);
+  // A batch on its way from the writer to the storer: `count` queued decisions (sequence
+  // numbers), of which `rows` are valid (the others were dropped, logged and counted).
+  struct ReadyBatch {
+    std::size_t count = 0;
+    std::vector<db::Decision> rows;
+    db::EncodedDecisionBatch encoded;
+  };
+  static constexpr std::size_t kMaxReady = 2;  // encoded batches waiting for the storer
+
+  void run_writer();
+  void run_storer();
+  bool past_stop_deadline() const;  // with mutex_ held
+  ReadyBatch prepare(std::span<const PendingDecision> decisions);
+  void store(const ReadyBatch& batch);
 
   db::DecisionRepository& repository_;
   const env::Catalog& catalog_;
@@ -88,15 +103,18 @@ class DecisionLog {
   mutable std::mutex mutex_;
   std::condition_variable work_cv_;   // the writer waits for decisions
   std::condition_variable done_cv_;   // callers wait for progress
+  std::condition_variable ready_cv_;  // the storer waits for batches, the writer for room
   std::vector<PendingDecision> queue_;  // swapped out whole by the writer
   std::vector<PendingDecision> spare_; // stored decisions kept for acquire()
   std::size_t writing_ = 0;            // taken by the writer, not yet stored or dropped
+  std::deque<ReadyBatch> ready_;       // encoded, waiting for the storer (<= kMaxReady)
+  bool writer_done_ = false;
   bool flush_now_ = false;             // a caller waits in wait_stored: skip the gather window
   std::uint64_t next_sequence_ = 1;   // of the next enqueued decision
   std::uint64_t handled_through_ = 0;  // every sequence <= this is stored or dropped
   bool stopping_ = false;
   std::chrono::steady_clock::time_point stop_deadline_{};
-  std::thread writer_;
+  std::thread writer_, storer_;  // last: started once everything above is constructed
 };
 
 }  // namespace forkcast::service

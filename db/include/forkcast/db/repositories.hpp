@@ -61,6 +61,18 @@ class UserStateRepository {
   ConnectionPool& pool_;
 };
 
+// A batch of decisions checked and encoded for DecisionRepository::record_batch, so that a
+// writer can encode the next batch while the previous one is being stored.
+class EncodedDecisionBatch {
+ public:
+  std::size_t size() const noexcept { return count_; }
+
+ private:
+  friend class DecisionRepository;
+  std::size_t count_ = 0;
+  std::vector<std::string> arrays_;  // the statement's parameters, PostgreSQL binary arrays
+};
+
 class DecisionRepository {
  public:
   explicit DecisionRepository(ConnectionPool& pool) : pool_(pool) {}
@@ -73,6 +85,10 @@ class DecisionRepository {
   // stores nothing twice). Returns how many were stored now. NotFoundError("users.id") if a
   // decision names an unknown user (then nothing is stored).
   std::size_t record_batch(std::span<const Decision> decisions);
+  // The two halves of record_batch: encode_batch checks every decision (std::invalid_argument
+  // naming the field, no SQL run) and touches no connection; record_batch(encoded) stores.
+  static EncodedDecisionBatch encode_batch(std::span<const Decision> decisions);
+  std::size_t record_batch(const EncodedDecisionBatch& batch);
   std::optional<Decision> find(std::string_view event_id);
   // Newest first.
   std::vector<Decision> list_for_user(std::string_view user_id, int limit = 100);
