@@ -595,6 +595,36 @@ TEST(NnQuantized, WeightsAreRoundedPerRowScale) {
   EXPECT_THROW(q.scales(2), std::out_of_range);
 }
 
+namespace {
+
+// Argmax over 240 random candidate rows of a 119-wide scorer, float vs its QuantizedMlp, for
+// kAgreementStates states; also the largest score difference and the largest |score|.
+constexpr int kAgreementStates = 200;
+struct Agreement {
+  int agree = 0;
+  float max_error = 0, max_score = 0;
+};
+Agreement candidate_argmax_agreement(const nn::Mlp<float>& net) {
+  const nn::QuantizedMlp q(net);
+  nn::Workspace<float> ws;
+  nn::Matrix<float> yf, yq;
+  Agreement result;
+  for (int s = 0; s < kAgreementStates; ++s) {
+    const auto candidates = random_matrix<float>(240, 119, 500 + static_cast<std::uint64_t>(s), 0.0, 1.0);
+    net.predict(candidates, yf, ws);
+    q.predict(candidates, yq, ws);
+    result.max_error = std::max(result.max_error, (yq - yf).cwiseAbs().maxCoeff());
+    result.max_score = std::max(result.max_score, yf.cwiseAbs().maxCoeff());
+    Eigen::Index af = 0, aq = 0;
+    yf.col(0).maxCoeff(&af);
+    yq.col(0).maxCoeff(&aq);
+    result.agree += af == aq ? 1 : 0;
+  }
+  return result;
+}
+
+}  // namespace
+
 TEST(NnQuantized, TopOneAgreesWithFloatOnRandomInputs) {
   // A fixed-action head (argmax over 6 outputs) and a candidate scorer (argmax over 240 rows of
   // one output), as the DQN uses them. The real acceptance (>= 99 % on MealSim states) is the
@@ -618,22 +648,8 @@ TEST(NnQuantized, TopOneAgreesWithFloatOnRandomInputs) {
     EXPECT_LT((yq - yf).cwiseAbs().maxCoeff(), 0.05F * yf.cwiseAbs().maxCoeff());
   }
   {
-    nn::Mlp<float> net({119, 128, 64, 1}, 421);
-    const nn::QuantizedMlp q(net);
-    nn::Workspace<float> ws;
-    nn::Matrix<float> yf, yq;
-    int agree = 0;
-    constexpr int kStates = 200;
-    for (int s = 0; s < kStates; ++s) {
-      const auto candidates = random_matrix<float>(240, 119, 500 + static_cast<std::uint64_t>(s), 0.0, 1.0);
-      net.predict(candidates, yf, ws);
-      q.predict(candidates, yq, ws);
-      Eigen::Index af = 0, aq = 0;
-      yf.col(0).maxCoeff(&af);
-      yq.col(0).maxCoeff(&aq);
-      agree += af == aq ? 1 : 0;
-    }
-    EXPECT_GE(agree, 190) << "of " << kStates;
+    const nn::Mlp<float> net({119, 128, 64, 1}, 421);
+    EXPECT_GE(candidate_argmax_agreement(net).agree, 190) << "of " << kAgreementStates;
   }
 }
 
@@ -655,22 +671,9 @@ TEST(NnQuantized, WeightsProjectedOntoTheGridQuantizeLosslessly) {
   EXPECT_EQ(std::vector<float>(net.parameters().begin(), net.parameters().end()), once);
   EXPECT_THROW(nn::project_weights_onto_int8_grid(std::span<const float>(once.data(), 3), net), std::invalid_argument);
 
-  const nn::QuantizedMlp q(net);
-  nn::Workspace<float> ws;
-  nn::Matrix<float> yf, yq;
-  int agree = 0;
-  constexpr int kStates = 200;
-  for (int s = 0; s < kStates; ++s) {
-    const auto candidates = random_matrix<float>(240, 119, 500 + static_cast<std::uint64_t>(s), 0.0, 1.0);
-    net.predict(candidates, yf, ws);
-    q.predict(candidates, yq, ws);
-    EXPECT_LT((yq - yf).cwiseAbs().maxCoeff(), 1e-4F * (1.0F + yf.cwiseAbs().maxCoeff()));
-    Eigen::Index af = 0, aq = 0;
-    yf.col(0).maxCoeff(&af);
-    yq.col(0).maxCoeff(&aq);
-    agree += af == aq ? 1 : 0;
-  }
-  EXPECT_GE(agree, 199) << "of " << kStates;
+  const auto result = candidate_argmax_agreement(net);
+  EXPECT_LT(result.max_error, 1e-4F * (1.0F + result.max_score));
+  EXPECT_GE(result.agree, 199) << "of " << kAgreementStates;
 }
 
 TEST(NnQuantized, BatchOneAgreesWithBatched) {
