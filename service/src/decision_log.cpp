@@ -219,7 +219,8 @@ void DecisionLog::run_storer() {
           ready_cv_.notify_all();
           return;
         }
-        work_cv_.wait_for(lock, backoff, [&] { return past_stop_deadline(); });
+        // On ready_cv_, not work_cv_: enqueue's notify_one is meant for the writer.
+        ready_cv_.wait_for(lock, backoff, [&] { return past_stop_deadline(); });
         backoff = std::min(backoff * 2, kRetryMax);
       }
     }
