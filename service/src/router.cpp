@@ -233,7 +233,8 @@ Response handle(Application& app, const Request& request, const RequestContext& 
           }
           throw;
         }
-        if (const int wait_s = app.rate_limiter().acquire(call.principal.rate_key); wait_s > 0) {
+        if (const int wait_s = context.rate_limit_charged ? 0 : app.rate_limiter().acquire(call.principal.rate_key);
+            wait_s > 0) {
           app.metrics().rate_limited().Increment();
           ApiError limited(http::status::too_many_requests, "rate_limited", "too many requests for this key; retry later");
           limited.retry_after_s = wait_s;

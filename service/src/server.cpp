@@ -144,6 +144,7 @@ class Session : public std::enable_shared_from_this<Session> {
     started_ = std::chrono::steady_clock::now();
     context_.peer = peer_;
     context_.request_id = server_.next_request_id();
+    context_.rate_limit_charged = false;
     if (const auto id = request_.find("X-Request-Id"); id != request_.end()) {
       const std::string_view v = id->value();
       if (!v.empty() && v.size() <= 64 && std::all_of(v.begin(), v.end(), [](char c) {
@@ -156,6 +157,7 @@ class Session : public std::enable_shared_from_this<Session> {
       bool rerun = false;
       Response response = handle(server_.app, request_, context_, nullptr, &rerun);
       if (!rerun) return send(std::move(response), true);
+      context_.rate_limit_charged = true;  // admitted on the first pass: charge it once
     }
     run_on_worker();
   }

@@ -366,3 +366,24 @@ TEST(ServiceE2E, ThousandsOfBadRequestsDoNotGrowMemory) {
   EXPECT_EQ(ready->status, 200U);
   EXPECT_EQ(server.terminate(std::chrono::milliseconds(kShutdownDeadlineMs + 15'000)), 0) << server.log();
 }
+
+// A recommendation with advice is answered from the worker pool: the server hands the request
+// over after its first pass was authenticated and charged. It must be charged once, not on
+// both passes (with burst 3, three such requests in a row are all answered).
+TEST(ServiceE2E, ARecommendationWithAdviceIsChargedOnceByTheRateLimit) {
+  auto env = server_env();
+  env.push_back("FORKCAST_SERVER__RATE_LIMIT_PER_SECOND=1");
+  env.push_back("FORKCAST_SERVER__RATE_LIMIT_BURST=3");
+  env.push_back("FORKCAST_ADVICE__ENABLED=false");  // template advice: fast, so no refill between requests
+  st::ServeProcess server(env);
+  const int port = server.port();
+  const Created u = create_user(port);  // anonymous: the client address's bucket, not the user's
+  ASSERT_FALSE(u.token.empty());
+  const std::string body = json{{"user_id", u.id}, {"advice", true}}.dump();
+  for (int i = 0; i < 3; ++i) {
+    const auto r = st::http_request(port, "POST", "/v1/recommendations", body, u.token);
+    ASSERT_TRUE(r);
+    EXPECT_EQ(r->status, 200U) << "request " << i + 1 << ": " << r->body;
+    EXPECT_TRUE(parse(r->body).contains("advice")) << r->body;
+  }
+}

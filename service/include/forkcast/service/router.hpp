@@ -53,6 +53,9 @@ std::span<const RouteInfo> routes();
 struct RequestContext {
   std::string request_id;  // echoed in X-Request-Id and in the access log
   std::string peer;        // client address, the rate-limit key of anonymous requests
+  // Set by the server when it reruns a request on a worker (see handle()): the first pass
+  // already charged the rate limit, so the second does not charge it again.
+  bool rate_limit_charged = false;
 };
 
 // A streamed response (server-sent events): the handler answers with the status line
