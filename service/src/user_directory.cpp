@@ -60,8 +60,63 @@ env::Slot local_slot(db::Timestamp t, int utc_offset_min) {
 }
 
 UserDirectory::UserDirectory(const env::Catalog& catalog, const config::MealSimConfig& mealsim, db::Database& database,
-                             Metrics& metrics)
-    : catalog_(catalog), mealsim_(mealsim), database_(database), metrics_(metrics) {}
+                             Metrics& metrics, std::size_t capacity, std::chrono::milliseconds min_idle)
+    : catalog_(catalog),
+      mealsim_(mealsim),
+      database_(database),
+      metrics_(metrics),
+      capacity_(std::max<std::size_t>(1, capacity)),
+      min_idle_(min_idle) {}
+
+namespace {
+std::int64_t steady_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+std::size_t UserDirectory::cached() const {
+  std::shared_lock lock(mutex_);
+  return sessions_.size();
+}
+
+std::shared_ptr<UserSession> UserDirectory::insert_locked(std::shared_ptr<UserSession> session) {
+  session->last_used_ms.store(steady_now_ms(), std::memory_order_relaxed);
+  if (sessions_.size() >= capacity_) evict_locked();
+  auto [it, inserted] = sessions_.emplace(session->id, session);
+  token_to_user_.emplace(it->second->token_sha256, it->second->id);
+  return it->second;
+}
+
+// A sweep over the map's buckets, resuming where the last one stopped: a session that is
+// idle (unused for min_idle_, no request holds it, its state is stored) is evicted. Stops
+// once under capacity or after one full sweep (when every session is busy the cache grows
+// rather than drop one a request is working on).
+void UserDirectory::evict_locked() {
+  const std::size_t buckets = sessions_.bucket_count();
+  const std::int64_t idle_before = steady_now_ms() - min_idle_.count();
+  for (std::size_t step = 0; step < buckets && sessions_.size() >= capacity_; ++step) {
+    const std::size_t b = clock_hand_++ % buckets;
+    for (auto it = sessions_.begin(b); it != sessions_.end(b);) {
+      const std::shared_ptr<UserSession>& s = it->second;
+      if (s->last_used_ms.load(std::memory_order_relaxed) > idle_before || s.use_count() > 1) {
+        ++it;
+        continue;
+      }
+      std::unique_lock session_lock(s->mutex, std::try_to_lock);
+      if (!session_lock.owns_lock() || s->state_dirty) {
+        ++it;
+        continue;
+      }
+      session_lock.unlock();
+      const std::string id = it->first;
+      token_to_user_.erase(s->token_sha256);
+      ++it;  // local iterators stay valid across erase of other elements
+      sessions_.erase(id);
+      if (sessions_.size() < capacity_) return;
+    }
+  }
+}
 
 void UserDirectory::compute_allowed(UserSession& session) const {
   for (auto& slot : session.allowed) slot.clear();
@@ -88,7 +143,10 @@ std::shared_ptr<UserSession> UserDirectory::make_session(const db::User& user, c
 std::shared_ptr<UserSession> UserDirectory::find(std::string_view id) {
   {
     std::shared_lock lock(mutex_);
-    if (auto it = sessions_.find(id); it != sessions_.end()) return it->second;
+    if (auto it = sessions_.find(id); it != sessions_.end()) {
+      it->second->last_used_ms.store(steady_now_ms(), std::memory_order_relaxed);
+      return it->second;
+    }
   }
   if (!db::is_uuid(id)) return nullptr;
   const auto user = database_.users().find(id);
@@ -104,9 +162,7 @@ std::shared_ptr<UserSession> UserDirectory::find(std::string_view id) {
     }
   }
   std::unique_lock lock(mutex_);
-  auto [it, inserted] = sessions_.emplace(user->id, session);
-  token_to_user_.emplace(user->token_sha256, user->id);
-  return it->second;
+  return insert_locked(std::move(session));
 }
 
 std::optional<std::string> UserDirectory::user_for_token(std::string_view token_sha256) {
@@ -152,9 +208,7 @@ std::shared_ptr<UserSession> UserDirectory::create(const ProfileDocument& profil
     persist(*session);
   }
   std::unique_lock lock(mutex_);
-  sessions_[user.id] = session;
-  token_to_user_[user.token_sha256] = user.id;
-  return session;
+  return insert_locked(std::move(session));
 }
 
 void UserDirectory::update_profile(UserSession& session, const ProfileDocument& profile) {

@@ -11,6 +11,8 @@
 
 #include <array>
 #include <cstdint>
+#include <atomic>
+#include <chrono>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -57,6 +59,9 @@ struct UserSession {
   std::array<std::vector<std::int32_t>, env::kNumSlots> allowed;  // safe catalog meals per slot
   std::deque<RecentDecision> recent;  // the latest recommendations, newest last
   bool state_dirty = false;           // the last state write failed: retried with the next one
+  // Steady-clock milliseconds of the last use: the directory evicts only sessions idle for a
+  // while, so that feedback on a recommendation still finds it in memory.
+  std::atomic<std::int64_t> last_used_ms{0};
 };
 
 // Days since 1970-01-01 and slot of `t` in the time zone `utc_offset_min`. Slots by local
@@ -69,8 +74,16 @@ class UserDirectory {
  public:
   static constexpr std::size_t kRecentDecisions = 64;
 
+  // At most `capacity` sessions are kept while idle ones can be evicted: a session is evicted
+  // only when no request holds it, its state is stored and it was not used for `min_idle`
+  // (its recent decisions have long been stored by then), so nothing is lost; its next use
+  // reloads it from the database (feedback then finds its decisions there).
   UserDirectory(const env::Catalog& catalog, const config::MealSimConfig& mealsim, db::Database& database,
-                Metrics& metrics);
+                Metrics& metrics, std::size_t capacity = 100'000,
+                std::chrono::milliseconds min_idle = std::chrono::seconds(60));
+
+  // Users in memory now.
+  std::size_t cached() const;
 
   // nullptr when there is no such user (a malformed id is no such user).
   std::shared_ptr<UserSession> find(std::string_view id);
@@ -98,13 +111,20 @@ class UserDirectory {
     std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
   };
   std::shared_ptr<UserSession> make_session(const db::User& user, const ProfileDocument& profile) const;
+  // Inserts (or finds) `session` under mutex_ held exclusively, evicting idle sessions when
+  // over capacity. Returns the session now cached for its id.
+  std::shared_ptr<UserSession> insert_locked(std::shared_ptr<UserSession> session);
+  void evict_locked();
   void compute_allowed(UserSession& session) const;
 
   const env::Catalog& catalog_;
   config::MealSimConfig mealsim_;
   db::Database& database_;
   Metrics& metrics_;
-  std::shared_mutex mutex_;
+  const std::size_t capacity_;
+  const std::chrono::milliseconds min_idle_;
+  mutable std::shared_mutex mutex_;
+  std::size_t clock_hand_ = 0;  // bucket where the eviction sweep resumes
   std::unordered_map<std::string, std::shared_ptr<UserSession>, Hash, std::equal_to<>> sessions_;
   std::unordered_map<std::string, std::string, Hash, std::equal_to<>> token_to_user_;
   // Token hashes that matched no user. Tokens are 128 random bits made here, so a miss

@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 
 #include "forkcast/db/database.hpp"
+#include "metrics.hpp"
 #include "pg_test_support.hpp"
 #include "service_test_support.hpp"
+#include "user_directory.hpp"
 
 namespace st = forkcast::service::testing;
 using forkcast::service::Application;
@@ -142,3 +144,37 @@ TEST_F(ServiceRegression, ErrorFieldsNameWhatTheClientSent) {
 }
 
 }  // namespace
+
+// The user cache was unbounded: every user ever served stayed in memory. Now idle sessions
+// beyond server.user_cache_size are evicted, never one a request holds, and an evicted
+// user comes back from the database with the state it had.
+TEST_F(ServiceRegression, TheUserCacheIsBoundedAndAnEvictedUserComesBackIntact) {
+  std::vector<std::string> ids;
+  for (int i = 0; i < 4; ++i) ids.push_back(new_user().first);
+  forkcast::service::Metrics metrics({});
+  forkcast::service::UserDirectory users(st::catalog(), config_.mealsim, *database_, metrics, /*capacity=*/2,
+                                         /*min_idle=*/std::chrono::milliseconds(0));
+  double kcal_before = 0;
+  {
+    auto first = users.find(ids[0]);
+    ASSERT_TRUE(first);
+    std::lock_guard lock(first->mutex);
+    first->tracker.record_eaten(0, 1.0);  // catalog meal 0, one serving: the state moves
+    kcal_before = first->tracker.state().intake_today.kcal;
+    users.persist(*first);
+  }
+  ASSERT_GT(kcal_before, 0.0);
+  for (std::size_t i = 1; i < ids.size(); ++i) ASSERT_TRUE(users.find(ids[i]));
+  EXPECT_LE(users.cached(), 2U);
+
+  // A session a request holds is kept even over capacity.
+  const auto held = users.find(ids[1]);
+  for (std::size_t i = 2; i < ids.size(); ++i) ASSERT_TRUE(users.find(ids[i]));
+  EXPECT_EQ(users.find(ids[1]).get(), held.get());
+
+  // The evicted first user is reloaded with its stored state.
+  const auto again = users.find(ids[0]);
+  ASSERT_TRUE(again);
+  std::lock_guard lock(again->mutex);
+  EXPECT_DOUBLE_EQ(again->tracker.state().intake_today.kcal, kcal_before);
+}
