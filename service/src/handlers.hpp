@@ -28,8 +28,8 @@ struct Call {
   StreamedResponse* streamed = nullptr;  // set by the server for routes that may stream
 };
 
-// Thrown by an I/O-thread handler that finds, after reading the body, that this request
-// must wait on something slow (advice): the server runs it again on the worker pool.
+// Thrown on an I/O thread by code that finds this request must wait on something slow (a
+// database query on a cache miss, model advice): the server runs it again on the worker pool.
 struct RerunOnWorker {};
 
 // 401 unless a user or admin; 403 when a user names a user id that is not theirs. `field`

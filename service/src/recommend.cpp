@@ -94,7 +94,8 @@ Response handle_recommend(Application& app, const Request& request, Call& call) 
   const bool with_advice = body.optional_bool("advice").value_or(false);
   body.finish();
   require_user(call, user_id);
-  if (with_advice && !call.on_worker) throw RerunOnWorker{};
+  // An I/O thread never waits: not for advice, not for loading a user the cache lacks.
+  if (!call.on_worker && (with_advice || !app.users().cached(user_id))) throw RerunOnWorker{};
   const db::Timestamp at = time ? parse_recent_time(*time, "time") : db::now_timestamp();
   auto session = app.users().find(user_id);
   if (!session) throw ApiError(http::status::not_found, "not_found", "no user " + user_id, "user_id");

@@ -86,7 +86,9 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
   return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
-Principal authenticate(Application& app, const Request& request, const RequestContext& context) {
+// On an I/O thread (`on_worker` false) a token the cache does not know is not looked up:
+// RerunOnWorker moves the request to the worker pool, where the database may be asked.
+Principal authenticate(Application& app, const Request& request, const RequestContext& context, bool on_worker) {
   Principal principal;
   const auto header = request.find(http::field::authorization);
   if (header == request.end()) {
@@ -114,6 +116,7 @@ Principal authenticate(Application& app, const Request& request, const RequestCo
     throw ApiError(http::status::unauthorized, "invalid_credentials", "unknown bearer token", "Authorization");
   }
   std::string hash = db::token_sha256(token);
+  if (!on_worker && !app.users().token_cached(hash)) throw RerunOnWorker{};
   const auto user = app.users().user_for_token(hash);
   if (!user) throw ApiError(http::status::unauthorized, "invalid_credentials", "unknown bearer token", "Authorization");
   principal.user_id = *user;
@@ -187,14 +190,15 @@ Response error_response(http::status status, std::string_view code, std::string_
 }
 
 Response handle(Application& app, const Request& request, const RequestContext& context, StreamedResponse* streamed,
-                bool* rerun_on_worker) {
+                Rerun* rerun) {
   const auto started = std::chrono::steady_clock::now();
   int route = -1;
   Response response;
+  bool charged = context.rate_limit_charged;  // the rate limit has been charged for this request
   try {
     const std::string_view target = request.target();
     const std::string_view path = path_of(target);
-    Call call{context, {}, {}, rerun_on_worker == nullptr, streamed};
+    Call call{context, {}, {}, rerun == nullptr, streamed};
     bool path_known = false;
     for (std::size_t i = 0; i < kRoutes.size(); ++i) {
       std::vector<std::string_view> params;
@@ -221,7 +225,7 @@ Response handle(Application& app, const Request& request, const RequestContext& 
         call.principal.rate_key = "peer:" + context.peer;
       } else {
         try {
-          call.principal = authenticate(app, request, context);
+          call.principal = authenticate(app, request, context, call.on_worker);
         } catch (const ApiError&) {
           // Bad credentials are rate-limited by client address, so guessing tokens (each
           // guess a database lookup) is as limited as any anonymous request.
@@ -240,13 +244,15 @@ Response handle(Application& app, const Request& request, const RequestContext& 
           limited.retry_after_s = wait_s;
           throw limited;
         }
+        charged = true;
         if (r.info.admin) require_admin(call);
       }
       response = r.handler(app, request, call);
     }
   } catch (const RerunOnWorker&) {
-    if (rerun_on_worker != nullptr) {
-      *rerun_on_worker = true;
+    if (rerun != nullptr) {
+      rerun->requested = true;
+      rerun->rate_limit_charged = charged;
       return response;
     }
     response = error_from(request, http::status::internal_server_error, "internal_error",

@@ -154,10 +154,10 @@ class Session : public std::enable_shared_from_this<Session> {
       }
     }
     if (runs_on(request_.method(), request_.target()) == RunsOn::io) {
-      bool rerun = false;
+      Rerun rerun;
       Response response = handle(server_.app, request_, context_, nullptr, &rerun);
-      if (!rerun) return send(std::move(response), true);
-      context_.rate_limit_charged = true;  // admitted on the first pass: charge it once
+      if (!rerun.requested) return send(std::move(response), true);
+      context_.rate_limit_charged = rerun.rate_limit_charged;  // charge the request once
     }
     run_on_worker();
   }

@@ -80,6 +80,17 @@ std::size_t UserDirectory::cached() const {
   return sessions_.size();
 }
 
+bool UserDirectory::cached(std::string_view id) const {
+  std::shared_lock lock(mutex_);
+  return sessions_.find(id) != sessions_.end();
+}
+
+bool UserDirectory::token_cached(std::string_view token_sha256) const {
+  std::shared_lock lock(mutex_);
+  return token_to_user_.find(token_sha256) != token_to_user_.end() ||
+         unknown_tokens_.find(token_sha256) != unknown_tokens_.end();
+}
+
 std::shared_ptr<UserSession> UserDirectory::insert_locked(std::shared_ptr<UserSession> session) {
   session->last_used_ms.store(steady_now_ms(), std::memory_order_relaxed);
   if (sessions_.size() >= capacity_) evict_locked();

@@ -84,6 +84,9 @@ class UserDirectory {
 
   // Users in memory now.
   std::size_t cached() const;
+  // Whether find(id) / user_for_token(hash) would answer from memory, without the database.
+  bool cached(std::string_view id) const;
+  bool token_cached(std::string_view token_sha256) const;
 
   // nullptr when there is no such user (a malformed id is no such user).
   std::shared_ptr<UserSession> find(std::string_view id);

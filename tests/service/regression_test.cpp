@@ -178,3 +178,35 @@ TEST_F(ServiceRegression, TheUserCacheIsBoundedAndAnEvictedUserComesBackIntact) 
   std::lock_guard lock(again->mutex);
   EXPECT_DOUBLE_EQ(again->tracker.state().intake_today.kcal, kcal_before);
 }
+
+// An I/O thread used to query the database itself when a token or user was not in the
+// cache (after a restart or an eviction), stalling every connection on that thread. Now the
+// first pass asks for a rerun on the worker pool — before charging the rate limit — and the
+// worker's pass loads the user; afterwards the I/O pass answers from memory.
+TEST_F(ServiceRegression, ACacheMissIsServedFromTheWorkerPoolNotAnIoThread) {
+  const auto [id, token] = new_user();
+  forkcast::service::ApplicationOptions options;
+  options.config = config_;
+  options.default_model = st::serving_model();
+  Application fresh(options, st::catalog(), *database_);  // another process's empty cache
+  forkcast::service::Request request{verb::post, "/v1/recommendations", 11};
+  request.set(boost::beast::http::field::authorization, "Bearer " + token);
+  request.set(boost::beast::http::field::content_type, "application/json");
+  request.body() = json{{"user_id", id}}.dump();
+  request.prepare_payload();
+  forkcast::service::RequestContext context{"rerun-1", "127.0.0.1"};
+
+  forkcast::service::Rerun io_pass;
+  forkcast::service::handle(fresh, request, context, nullptr, &io_pass);
+  EXPECT_TRUE(io_pass.requested);
+  EXPECT_FALSE(io_pass.rate_limit_charged);  // the token was never looked up on the I/O thread
+  EXPECT_FALSE(fresh.users().token_cached(forkcast::db::token_sha256(token)));
+
+  const forkcast::service::Response worker_pass = forkcast::service::handle(fresh, request, context);  // what the worker runs
+  EXPECT_EQ(worker_pass.result_int(), 200U) << worker_pass.body();
+
+  forkcast::service::Rerun again;
+  const forkcast::service::Response cached = forkcast::service::handle(fresh, request, context, nullptr, &again);
+  EXPECT_FALSE(again.requested);
+  EXPECT_EQ(cached.result_int(), 200U) << cached.body();
+}

@@ -53,8 +53,8 @@ std::span<const RouteInfo> routes();
 struct RequestContext {
   std::string request_id;  // echoed in X-Request-Id and in the access log
   std::string peer;        // client address, the rate-limit key of anonymous requests
-  // Set by the server when it reruns a request on a worker (see handle()): the first pass
-  // already charged the rate limit, so the second does not charge it again.
+  // Set by the server when it reruns a request on a worker whose first pass already charged
+  // the rate limit (Rerun), so that the second pass does not charge it again.
   bool rate_limit_charged = false;
 };
 
@@ -71,14 +71,21 @@ int match_route(http::verb method, std::string_view target);
 // Whether `target` names a route that needs the worker pool.
 RunsOn runs_on(http::verb method, std::string_view target);
 
+// What handle() asks of the server when a request must finish on the worker pool.
+struct Rerun {
+  bool requested = false;
+  bool rate_limit_charged = false;  // the first pass charged it: set RequestContext's flag
+};
+
 // Handles one request. Never throws. `streamed` is set (and the returned response is only
 // its head) when the route streams its body.
-// The server calls RunsOn::io routes on an I/O thread with `rerun_on_worker` non-null. A
-// handler that finds, after reading the body, that it must wait (a recommendation asking
-// for model advice) sets *rerun_on_worker instead of answering; the server then calls
-// handle() again from the worker pool. Tests pass nullptr: everything runs inline.
+// The server calls RunsOn::io routes on an I/O thread with `rerun` non-null. A request that
+// turns out to need something an I/O thread must not wait for — a database query (a token
+// or user not in the cache) or model advice — sets rerun->requested instead of answering;
+// the server then calls handle() again from the worker pool. Tests pass nullptr: everything
+// runs inline.
 Response handle(Application& app, const Request& request, const RequestContext& context,
-                StreamedResponse* streamed = nullptr, bool* rerun_on_worker = nullptr);
+                StreamedResponse* streamed = nullptr, Rerun* rerun = nullptr);
 
 // The JSON error body and status, for the server's own errors (413, 431, 503 at the
 // connection cap) so that they look like every other error.
