@@ -5,10 +5,11 @@
 // Nothing is dropped silently:
 //   - a full queue refuses the decision (enqueue returns 0): the response says so in a
 //     header and forkcast_decisions_log_failed_total counts it;
-//   - while the database is unreachable the writer keeps the batch and retries with
+//   - while the database is unreachable the storer keeps the batch and retries with
 //     backoff (decisions wait in the queue, which then fills);
-//   - a batch the database rejects for its content is retried one decision at a time, so
-//     only the bad decision is lost — logged and counted.
+//   - a batch that fails its checks (writer) or that the database rejects for its content
+//     (storer) is retried one decision at a time, so only the bad decision is lost — logged
+//     and counted.
 // Feedback on a decision first waits until that decision is stored (wait_stored), so the
 // feedback row's foreign key always finds it.
 //
@@ -23,6 +24,7 @@
 #include <cstdint>
 #include <deque>
 #include <mutex>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -63,7 +65,7 @@ db::Decision to_stored(const PendingDecision& pending, const env::Catalog& catal
 class DecisionLog {
  public:
   DecisionLog(db::DecisionRepository& repository, const env::Catalog& catalog, std::size_t capacity, Metrics& metrics);
-  ~DecisionLog();  // stops the writer after a last attempt to drain (see stop)
+  ~DecisionLog();  // stops both threads after a last attempt to drain (see stop)
 
   // A PendingDecision to fill and enqueue: a recycled one whose vectors and strings keep
   // their capacity (contents unspecified: assign every field), or a new one.
@@ -74,7 +76,7 @@ class DecisionLog {
   // Waits until decision `sequence` has been stored or given up on (true when stored or
   // dropped, false at the deadline).
   bool wait_stored(std::uint64_t sequence, std::chrono::steady_clock::time_point deadline);
-  // Waits until everything queued so far is handled (or the deadline), then stops the writer.
+  // Waits until everything queued so far is handled (or the deadline), then stops both threads.
   void stop(std::chrono::steady_clock::time_point deadline);
 
   // Decisions queued or being written, not yet stored.
