@@ -94,10 +94,11 @@ Response handle_recommend(Application& app, const Request& request, Call& call) 
   const bool with_advice = body.optional_bool("advice").value_or(false);
   body.finish();
   require_user(call, user_id);
-  // An I/O thread never waits: not for advice, not for loading a user the cache lacks.
-  if (!call.on_worker && (with_advice || !app.users().cached(user_id))) throw RerunOnWorker{};
   const db::Timestamp at = time ? parse_recent_time(*time, "time") : db::now_timestamp();
-  auto session = app.users().find(user_id);
+  // An I/O thread never waits: not for advice, not for loading a user the cache lacks.
+  if (with_advice && !call.on_worker) throw RerunOnWorker{};
+  auto session = call.on_worker ? app.users().find(user_id) : app.users().find_cached(user_id);
+  if (!session && !call.on_worker) throw RerunOnWorker{};
   if (!session) throw ApiError(http::status::not_found, "not_found", "no user " + user_id, "user_id");
   const auto model = app.model();
   const env::Catalog& catalog = app.catalog();

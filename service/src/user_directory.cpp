@@ -80,9 +80,12 @@ std::size_t UserDirectory::cached() const {
   return sessions_.size();
 }
 
-bool UserDirectory::cached(std::string_view id) const {
+std::shared_ptr<UserSession> UserDirectory::find_cached(std::string_view id) {
   std::shared_lock lock(mutex_);
-  return sessions_.find(id) != sessions_.end();
+  const auto it = sessions_.find(id);
+  if (it == sessions_.end()) return nullptr;
+  it->second->last_used_ms.store(steady_now_ms(), std::memory_order_relaxed);
+  return it->second;
 }
 
 bool UserDirectory::token_cached(std::string_view token_sha256) const {
@@ -152,13 +155,7 @@ std::shared_ptr<UserSession> UserDirectory::make_session(const db::User& user, c
 }
 
 std::shared_ptr<UserSession> UserDirectory::find(std::string_view id) {
-  {
-    std::shared_lock lock(mutex_);
-    if (auto it = sessions_.find(id); it != sessions_.end()) {
-      it->second->last_used_ms.store(steady_now_ms(), std::memory_order_relaxed);
-      return it->second;
-    }
-  }
+  if (auto cached = find_cached(id)) return cached;
   if (!db::is_uuid(id)) return nullptr;
   const auto user = database_.users().find(id);
   if (!user) return nullptr;

@@ -84,8 +84,9 @@ class UserDirectory {
 
   // Users in memory now.
   std::size_t cached() const;
-  // Whether find(id) / user_for_token(hash) would answer from memory, without the database.
-  bool cached(std::string_view id) const;
+  // find(id) from memory only: nullptr when the user is not cached (the database is not asked).
+  std::shared_ptr<UserSession> find_cached(std::string_view id);
+  // Whether user_for_token(hash) would answer from memory, without the database.
   bool token_cached(std::string_view token_sha256) const;
 
   // nullptr when there is no such user (a malformed id is no such user).
