@@ -101,10 +101,8 @@ int main(int argc, char** argv) {
   app.add_flag("--allow-unknown-model", allow_unknown);
   CLI11_PARSE(app, argc, argv);
   try {
-    const auto catalog = forkcast::env::Catalog::load(data_dir);
-    const auto population =
-        forkcast::env::Population::load(std::filesystem::path(data_dir) / "population.yaml");
-    const auto split = forkcast::advice_lm::split_meals(catalog);
+    const auto world = forkcast::advice_lm::load_world(data_dir);
+    const auto& [catalog, population, split] = world;
     std::mt19937_64 rng(11);
     std::vector<forkcast::advice::AdviceFacts> facts;
     for (int i = 0; i < requests; ++i)

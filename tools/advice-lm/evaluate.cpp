@@ -38,10 +38,8 @@ int main(int argc, char** argv) {
   app.add_option("--json", json_path, "also write the numbers as JSON");
   CLI11_PARSE(app, argc, argv);
   try {
-    const auto catalog = forkcast::env::Catalog::load(data_dir);
-    const auto population =
-        forkcast::env::Population::load(std::filesystem::path(data_dir) / "population.yaml");
-    const auto split = forkcast::advice_lm::split_meals(catalog);
+    const auto world = forkcast::advice_lm::load_world(data_dir);
+    const auto& [catalog, population, split] = world;
     forkcast::advice::EngineOptions options;
     options.model_path = model;
     options.manifest_path = manifest;

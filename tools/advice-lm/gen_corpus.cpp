@@ -35,10 +35,8 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   try {
-    const auto catalog = forkcast::env::Catalog::load(data_dir);
-    const auto population =
-        forkcast::env::Population::load(std::filesystem::path(data_dir) / "population.yaml");
-    const auto split = forkcast::advice_lm::split_meals(catalog);
+    const auto world = forkcast::advice_lm::load_world(data_dir);
+    const auto& [catalog, population, split] = world;
     std::filesystem::create_directories(out_dir);
     {
       std::ofstream held(std::filesystem::path(out_dir) / "heldout_meals.txt");

@@ -42,6 +42,13 @@ std::string fill(std::string text, const std::vector<std::pair<std::string, std:
 
 }  // namespace
 
+World load_world(const std::filesystem::path& data_dir) {
+  auto catalog = env::Catalog::load(data_dir);
+  auto population = env::Population::load(data_dir / "population.yaml");
+  auto split = split_meals(catalog);
+  return {std::move(catalog), std::move(population), std::move(split)};
+}
+
 MealSplit split_meals(const env::Catalog& catalog, double heldout_fraction) {
   std::vector<std::size_t> order(catalog.size());
   for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;

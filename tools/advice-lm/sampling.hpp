@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
@@ -21,6 +22,15 @@ struct MealSplit {
   std::vector<std::size_t> heldout;
 };
 MealSplit split_meals(const env::Catalog& catalog, double heldout_fraction = 0.10);
+
+// What every advice-lm program samples situations from: the catalog and population of
+// `data_dir` and the catalog's meal split. Throws what Catalog/Population::load throw.
+struct World {
+  env::Catalog catalog;
+  env::Population population;
+  MealSplit split;
+};
+World load_world(const std::filesystem::path& data_dir);
 
 // One situation: a user, a meal among `meals` they allow, what they ate before it today,
 // maybe a side. Redraws the user until one allows some meal of the list.
