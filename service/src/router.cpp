@@ -116,8 +116,14 @@ Principal authenticate(Application& app, const Request& request, const RequestCo
     throw ApiError(http::status::unauthorized, "invalid_credentials", "unknown bearer token", "Authorization");
   }
   std::string hash = db::token_sha256(token);
-  if (!on_worker && !app.users().token_cached(hash)) throw RerunOnWorker{};
-  const auto user = app.users().user_for_token(hash);
+  std::optional<std::string> user;
+  if (on_worker) {
+    user = app.users().user_for_token(hash);
+  } else {
+    auto cached = app.users().user_for_token_cached(hash);
+    if (!cached.known) throw RerunOnWorker{};
+    user = std::move(cached.user);
+  }
   if (!user) throw ApiError(http::status::unauthorized, "invalid_credentials", "unknown bearer token", "Authorization");
   principal.user_id = *user;
   principal.rate_key = std::move(hash);

@@ -88,10 +88,10 @@ std::shared_ptr<UserSession> UserDirectory::find_cached(std::string_view id) {
   return it->second;
 }
 
-bool UserDirectory::token_cached(std::string_view token_sha256) const {
+UserDirectory::CachedToken UserDirectory::user_for_token_cached(std::string_view token_sha256) const {
   std::shared_lock lock(mutex_);
-  return token_to_user_.find(token_sha256) != token_to_user_.end() ||
-         unknown_tokens_.find(token_sha256) != unknown_tokens_.end();
+  if (auto it = token_to_user_.find(token_sha256); it != token_to_user_.end()) return {true, it->second};
+  return {unknown_tokens_.find(token_sha256) != unknown_tokens_.end(), std::nullopt};
 }
 
 std::shared_ptr<UserSession> UserDirectory::insert_locked(std::shared_ptr<UserSession> session) {
@@ -174,14 +174,7 @@ std::shared_ptr<UserSession> UserDirectory::find(std::string_view id) {
 }
 
 std::optional<std::string> UserDirectory::user_for_token(std::string_view token_sha256) {
-  {
-    std::shared_lock lock(mutex_);
-    if (auto it = token_to_user_.find(token_sha256); it != token_to_user_.end()) return it->second;
-  }
-  {
-    std::shared_lock lock(mutex_);
-    if (unknown_tokens_.find(token_sha256) != unknown_tokens_.end()) return std::nullopt;
-  }
+  if (auto cached = user_for_token_cached(token_sha256); cached.known) return std::move(cached.user);
   const auto user = database_.users().find_by_token_sha256(token_sha256);
   if (!user) {
     std::unique_lock lock(mutex_);

@@ -86,8 +86,13 @@ class UserDirectory {
   std::size_t cached() const;
   // find(id) from memory only: nullptr when the user is not cached (the database is not asked).
   std::shared_ptr<UserSession> find_cached(std::string_view id);
-  // Whether user_for_token(hash) would answer from memory, without the database.
-  bool token_cached(std::string_view token_sha256) const;
+  // user_for_token(hash) from memory only: `known` is false when the cache cannot tell
+  // (the database would have to be asked); else `user` is the answer.
+  struct CachedToken {
+    bool known = false;
+    std::optional<std::string> user;
+  };
+  CachedToken user_for_token_cached(std::string_view token_sha256) const;
 
   // nullptr when there is no such user (a malformed id is no such user).
   std::shared_ptr<UserSession> find(std::string_view id);

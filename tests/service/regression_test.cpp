@@ -200,7 +200,7 @@ TEST_F(ServiceRegression, ACacheMissIsServedFromTheWorkerPoolNotAnIoThread) {
   forkcast::service::handle(fresh, request, context, nullptr, &io_pass);
   EXPECT_TRUE(io_pass.requested);
   EXPECT_FALSE(io_pass.rate_limit_charged);  // the token was never looked up on the I/O thread
-  EXPECT_FALSE(fresh.users().token_cached(forkcast::db::token_sha256(token)));
+  EXPECT_FALSE(fresh.users().user_for_token_cached(forkcast::db::token_sha256(token)).known);
 
   const forkcast::service::Response worker_pass = forkcast::service::handle(fresh, request, context);  // what the worker runs
   EXPECT_EQ(worker_pass.result_int(), 200U) << worker_pass.body();
