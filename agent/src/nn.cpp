@@ -705,6 +705,19 @@ void int8_gemv(const std::int8_t* qt, const float* x, int in, int out, float* y)
 
 }  // namespace
 
+namespace {
+// The int8 grid, one definition for QuantizedMlp and for quantization-aware training: per
+// output row, scale max|w| / 127; a weight's level rounds half to even (as
+// torch.quantize_per_channel); an all-zero row stays zero.
+template <typename Row>
+float int8_row_scale(const Row& row) {
+  return row.cwiseAbs().maxCoeff() / 127.0F;
+}
+float int8_level(float w, float scale) {
+  return scale > 0.0F ? std::clamp(std::nearbyint(w / scale), -127.0F, 127.0F) : 0.0F;
+}
+}  // namespace
+
 void project_weights_onto_int8_grid(std::span<const float> latent, Mlp<float>& net) {
   if (latent.size() != net.num_parameters()) {
     throw std::invalid_argument("project_weights_onto_int8_grid: " + std::to_string(latent.size()) + " latent values for " +
@@ -714,12 +727,8 @@ void project_weights_onto_int8_grid(std::span<const float> latent, Mlp<float>& n
   for (int l = 0; l < net.num_layers(); ++l) {
     auto w = net.weight(l);
     for (Index j = 0; j < w.rows(); ++j) {
-      const float max_abs = w.row(j).cwiseAbs().maxCoeff();
-      const float s = max_abs / 127.0F;  // as QuantizedMlp
-      if (!(s > 0.0F)) continue;
-      for (Index k = 0; k < w.cols(); ++k) {
-        w(j, k) = std::clamp(std::nearbyint(w(j, k) / s), -127.0F, 127.0F) * s;
-      }
+      const float s = int8_row_scale(w.row(j));
+      for (Index k = 0; k < w.cols(); ++k) w(j, k) = int8_level(w(j, k), s) * s;
     }
   }
 }
@@ -739,13 +748,10 @@ QuantizedMlp::QuantizedMlp(const Mlp<float>& source) : sizes_(source.layer_sizes
         throw std::invalid_argument("QuantizedMlp: layer " + std::to_string(l) + " row " + std::to_string(j) +
                                     " has a non-finite weight");
       }
-      const float max_abs = w.row(j).cwiseAbs().maxCoeff();
-      const float s = max_abs / 127.0F;
+      const float s = int8_row_scale(w.row(j));
       scale[static_cast<std::size_t>(j)] = s;
       for (Index k = 0; k < in; ++k) {
-        // Round half to even, as torch.quantize_per_channel; an all-zero row stays zero.
-        const float r = s > 0.0F ? std::nearbyint(w(j, k) / s) : 0.0F;
-        qt[static_cast<std::size_t>(k * stride + j)] = static_cast<std::int8_t>(std::clamp(r, -127.0F, 127.0F));
+        qt[static_cast<std::size_t>(k * stride + j)] = static_cast<std::int8_t>(int8_level(w(j, k), s));
       }
     }
     weights_.push_back(std::move(qt));

@@ -660,10 +660,6 @@ void validate_decision(const NewDecision& d) {
   require_object(d.context, "context");
 }
 
-}  // namespace
-
-namespace {
-
 // Meal ids of one decision joined for the batch statement (they contain no control
 // characters: validate_decision).
 constexpr char kIdSeparator = '\x1f';
