@@ -29,7 +29,7 @@ for exe in "$forkcast" "$build/bench/service/bench_hello_server"; do
   [[ -x $exe ]] || { echo "load.sh: $exe not built (cmake --build $build)" >&2; exit 1; }
 done
 
-work=$(mktemp -d /tmp/forkcast-load.XXXXXX)
+work=$(mktemp -d "${TMPDIR:-/tmp}/forkcast-load.XXXXXX")
 chmod 755 "$work"
 pids=()
 cleanup() {
