@@ -9,7 +9,7 @@
 #   bench/service/load.sh [--seconds 10] [--connections 64] [--wrk-threads 1]
 #
 # Needs wrk (scripts/setup.sh --with-peers) and a build with benchmarks (build/ by default,
-# FORKCAST_BUILD_DIR to change; FORKCAST_EXE to run another forkcast binary). Starts its own PostgreSQL in a temp dir; everything listens
+# FORKCAST_BUILD_DIR to change; FORKCAST_EXE to run another forkcast binary). Starts its own PostgreSQL in a temp dir (under $TMPDIR, default /tmp); everything listens
 # on 127.0.0.1 and everything it started is stopped by PID at the end.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
