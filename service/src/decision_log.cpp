@@ -88,6 +88,11 @@ bool DecisionLog::wait_stored(std::uint64_t sequence, std::chrono::steady_clock:
   return done_cv_.wait_until(lock, deadline, [&] { return handled_through_ >= sequence; });
 }
 
+std::uint64_t DecisionLog::last_enqueued() const {
+  std::lock_guard lock(mutex_);
+  return next_sequence_ - 1;
+}
+
 std::size_t DecisionLog::queued() const {
   std::lock_guard lock(mutex_);
   return queue_.size() + writing_;

@@ -81,6 +81,9 @@ class DecisionLog {
 
   // Decisions queued or being written, not yet stored.
   std::size_t queued() const;
+  // The sequence number of the last decision enqueued so far (0 if none): waiting for it
+  // with wait_stored() waits for everything accepted before this call.
+  std::uint64_t last_enqueued() const;
 
  private:
   // A batch on its way from the writer to the storer: `count` queued decisions (sequence

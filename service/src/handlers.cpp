@@ -320,11 +320,13 @@ Response handle_advice(Application& app, const Request& request, Call& call) {
     head.keep_alive(false);
     call.streamed->head = head;
     call.streamed->produce = [&app, advice_request](const std::function<bool(std::string_view)>& write_chunk) {
+      // Runs on the advice engine's thread (on_token) and a worker: nothing may escape, so
+      // model text that is not valid UTF-8 is replaced, not thrown about.
       const std::function<bool(std::string_view)> on_token = [&](std::string_view piece) {
-        return write_chunk("event: token\ndata: " + json(std::string(piece)).dump() + "\n\n");
+        return write_chunk(sse_event("token", json(std::string(piece))));
       };
       const json result = advice_for(app, advice_request, &on_token);
-      write_chunk("event: done\ndata: " + result.dump() + "\n\n");
+      write_chunk(sse_event("done", result));
     };
     return head;
   }

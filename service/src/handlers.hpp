@@ -39,6 +39,10 @@ void require_admin(const Call& call);
 
 // Builds a JSON response.
 Response json_response(const Request& request, http::status status, const nlohmann::json& body);
+// One server-sent event, "event: <name>\ndata: <json>\n\n". Text that is not valid UTF-8 is
+// replaced (U+FFFD), never thrown about: streamed events are written from threads where an
+// escaping exception would end the process.
+std::string sse_event(std::string_view name, const nlohmann::json& data);
 
 using Handler = Response (*)(Application&, const Request&, Call&);
 

@@ -23,7 +23,10 @@ const std::vector<std::string_view> kSlotNames = {"breakfast", "lunch", "dinner"
 
 // Per-thread scratch of the recommendation hot path, sized once: scoring allocates nothing.
 struct Scratch {
-  const policy::PolicySnapshot* workspace_for = nullptr;
+  // Which snapshot the workspace was sized for, by ownership rather than address: a
+  // promoted snapshot may be allocated where a freed one lived, and the weak reference
+  // keeps the old one's control block (never its weights) from being reused.
+  std::weak_ptr<const policy::PolicySnapshot> workspace_for;
   std::optional<policy::ScoringWorkspace> workspace;
   std::array<float, env::kObservationSize> observation{};
   std::vector<float> recency = std::vector<float>(policy::kMaxCandidates);
@@ -31,10 +34,11 @@ struct Scratch {
   std::vector<double> pmf = std::vector<double>(policy::kMaxCandidates);
   std::vector<std::int32_t> order = std::vector<std::int32_t>(policy::kMaxCandidates);
 
-  policy::ScoringWorkspace& workspace_of(const policy::PolicySnapshot& snapshot) {
-    if (workspace_for != &snapshot) {  // a promoted model may have other layer sizes
-      workspace.emplace(snapshot.make_workspace());
-      workspace_for = &snapshot;
+  policy::ScoringWorkspace& workspace_of(const std::shared_ptr<const policy::PolicySnapshot>& snapshot) {
+    const bool same = !workspace_for.owner_before(snapshot) && !snapshot.owner_before(workspace_for);
+    if (!workspace || !same) {  // a promoted model may have other layer sizes
+      workspace.emplace(snapshot->make_workspace());
+      workspace_for = snapshot;
     }
     return *workspace;
   }
@@ -116,7 +120,13 @@ Response handle_recommend(Application& app, const Request& request, Call& call) 
   env::Slot served_slot = env::Slot::breakfast;
   std::optional<AdviceRequest> advice_request;
   {
-    std::lock_guard lock(session->mutex);
+    // Feedback, meal logs and profile edits hold the user's lock across database calls: an
+    // I/O thread never waits for one of them, the worker pool does.
+    std::unique_lock lock(session->mutex, std::try_to_lock);
+    if (!lock.owns_lock()) {
+      if (!call.on_worker) throw RerunOnWorker{};
+      lock.lock();
+    }
     const int offset = session->profile.utc_offset_min;
     const env::Slot slot = slot_name ? *env::parse_slot(*slot_name) : local_slot(at, offset);
     app.users().advance_to(*session, local_day(at, offset), slot);
@@ -138,7 +148,7 @@ Response handle_recommend(Application& app, const Request& request, Call& call) 
     for (std::size_t i = 0; i < count; ++i) scratch.recency[i] = static_cast<float>(tracker.meal_recency(candidates[i]));
     const std::span<float> scores(scratch.scores.data(), count);
     model->snapshot->score(scratch.observation, candidates, std::span<const float>(scratch.recency.data(), count),
-                           scores, scratch.workspace_of(*model->snapshot));
+                           scores, scratch.workspace_of(model->snapshot));
     epsilon = serving_epsilon(app.config().exploration, session->decisions);
     const std::span<double> pmf(scratch.pmf.data(), count);
     policy::epsilon_greedy_pmf(std::span<const float>(scores), {}, epsilon, pmf);
@@ -258,7 +268,20 @@ Response handle_feedback(Application& app, const Request& request, Call& call) {
     }
   }
   if (ranked.empty()) {
-    const auto stored = app.database().decisions().find(event_id);
+    auto stored = app.database().decisions().find(event_id);
+    if (!stored) {
+      // Perhaps still in the decision log's queue (an admin's feedback right after the
+      // recommendation, or a user's older than the recent ones kept in memory): 404 only
+      // once everything queued before now is stored.
+      const std::uint64_t queued_through = app.decision_log().last_enqueued();
+      if (queued_through > 0) {
+        if (!app.decision_log().wait_stored(queued_through, std::chrono::steady_clock::now() +
+                                                                std::chrono::milliseconds(app.config().database.checkout_timeout_ms))) {
+          throw db::DatabaseUnavailable("decisions queued before this feedback are not stored yet");
+        }
+        stored = app.database().decisions().find(event_id);
+      }
+    }
     if (!stored) throw not_found();
     if (!call.principal.admin && stored->logged.user_id != call.principal.user_id) throw not_found();
     if (!session) session = app.users().find(stored->logged.user_id);

@@ -179,6 +179,15 @@ void require_admin(const Call& call) {
                  "Authorization");
 }
 
+std::string sse_event(std::string_view name, const json& data) {
+  std::string event = "event: ";
+  event.append(name);
+  event += "\ndata: ";
+  event += data.dump(-1, ' ', false, json::error_handler_t::replace);
+  event += "\n\n";
+  return event;
+}
+
 Response json_response(const Request& request, http::status status, const json& body) {
   Response response{status, request.version()};
   response.set(http::field::content_type, "application/json");

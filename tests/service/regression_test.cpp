@@ -2,9 +2,14 @@
 // real PostgreSQL like router_test.cpp.
 #include <gtest/gtest.h>
 
+#include <chrono>
+#include <future>
+#include <thread>
+
 #include "forkcast/db/database.hpp"
 #include "metrics.hpp"
 #include "pg_test_support.hpp"
+#include "handlers.hpp"
 #include "service_test_support.hpp"
 #include "user_directory.hpp"
 
@@ -209,4 +214,81 @@ TEST_F(ServiceRegression, ACacheMissIsServedFromTheWorkerPoolNotAnIoThread) {
   const forkcast::service::Response cached = forkcast::service::handle(fresh, request, context, nullptr, &again);
   EXPECT_FALSE(again.requested);
   EXPECT_EQ(cached.result_int(), 200U) << cached.body();
+}
+
+// Review, 2026-12-01: feedback, meal logs and profile edits hold a user's lock across
+// database calls (a slow or unreachable database holds it for up to the checkout timeout),
+// and a recommendation for the same user waited for that lock on an I/O thread, freezing
+// every connection of that thread. Now the I/O pass asks for a rerun on the worker pool.
+TEST_F(ServiceRegression, ARecommendationNeverWaitsForABusyUserOnAnIoThread) {
+  const auto [id, token] = new_user();
+  forkcast::service::Request request{verb::post, "/v1/recommendations", 11};
+  request.set(boost::beast::http::field::authorization, "Bearer " + token);
+  request.set(boost::beast::http::field::content_type, "application/json");
+  request.body() = json{{"user_id", id}}.dump();
+  request.prepare_payload();
+  forkcast::service::RequestContext context{"busy-1", "127.0.0.1"};
+  const auto session = app_->users().find(id);
+  ASSERT_TRUE(session);
+
+  std::promise<void> locked, release;
+  std::thread holder([&, session] {  // another request of this user, inside a database call
+    std::lock_guard lock(session->mutex);
+    locked.set_value();
+    release.get_future().wait();
+  });
+  locked.get_future().wait();
+  auto io_pass = std::async(std::launch::async, [&] {
+    forkcast::service::Rerun rerun;
+    forkcast::service::handle(*app_, request, context, nullptr, &rerun);
+    return rerun;
+  });
+  const bool returned = io_pass.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+  release.set_value();
+  holder.join();
+  ASSERT_TRUE(returned) << "the I/O pass waited for the user's lock";
+  const forkcast::service::Rerun rerun = io_pass.get();
+  EXPECT_TRUE(rerun.requested);
+  EXPECT_TRUE(rerun.rate_limit_charged);  // the worker's pass must not charge it again
+
+  forkcast::service::RequestContext worker_context{"busy-2", "127.0.0.1"};
+  worker_context.rate_limit_charged = rerun.rate_limit_charged;
+  const forkcast::service::Response worker_pass = forkcast::service::handle(*app_, request, worker_context);
+  EXPECT_EQ(worker_pass.result_int(), 200U) << worker_pass.body();
+}
+
+// Review, 2026-12-01: streamed advice serialised model text with nlohmann's strict UTF-8
+// check on the engine's thread; a token that is not valid UTF-8 threw there and ended the
+// process. Events are now written with invalid bytes replaced.
+TEST(ServiceStreaming, AnEventWithInvalidUtf8IsWrittenWithReplacementCharacters) {
+  std::string event;
+  ASSERT_NO_THROW(event = forkcast::service::sse_event("token", json(std::string("caf\xC3 au \xFF lait"))));
+  EXPECT_EQ(event.rfind("event: token\ndata: \"caf", 0), 0U) << event;
+  EXPECT_NE(event.find("\xEF\xBF\xBD"), std::string::npos) << event;  // U+FFFD
+  EXPECT_EQ(event.substr(event.size() - 2), "\n\n");
+  EXPECT_EQ(forkcast::service::sse_event("done", json{{"text", "ok"}}), "event: done\ndata: {\"text\":\"ok\"}\n\n");
+}
+
+// Review, 2026-12-01: feedback looked a decision up in the database only (the admin key has
+// no user's recent decisions in memory), so feedback sent right after the recommendation,
+// while its decision still waited in the log's queue, was answered 404. Now a miss waits
+// for everything queued before it and looks again.
+TEST_F(ServiceRegression, AdminFeedbackRightAfterARecommendationFindsTheQueuedDecision) {
+  const auto [id, token] = new_user();
+  for (int round = 0; round < 5; ++round) {
+    const auto rec = st::call_json(*app_, verb::post, "/v1/recommendations", {{"user_id", id}, {"n", 1}}, token);
+    ASSERT_EQ(rec.status, 200u) << rec.text;
+    const auto fb = st::call_json(*app_, verb::post, "/v1/feedback",
+                                  {{"event_id", rec.body.at("event_id")},
+                                   {"meal_id", rec.body.at("meals").at(0).at("meal_id")},
+                                   {"outcome", "rejected"},
+                                   {"idempotency_key", "admin-" + std::to_string(round) + forkcast::db::testing::unique_suffix()}},
+                                  st::kAdminKey);
+    EXPECT_EQ(fb.status, 201u) << "round " << round << ": " << fb.text;
+  }
+  const auto unknown = st::call_json(*app_, verb::post, "/v1/feedback",
+                                     {{"event_id", "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"}, {"meal_id", "x"},
+                                      {"outcome", "rejected"}, {"idempotency_key", "admin-unknown" + forkcast::db::testing::unique_suffix()}},
+                                     st::kAdminKey);
+  EXPECT_EQ(unknown.status, 404u) << unknown.text;
 }
