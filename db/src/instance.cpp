@@ -2,6 +2,8 @@
 
 #include <arpa/inet.h>
 #include <libpq-fe.h>
+
+#include <memory>
 #include <netinet/in.h>
 #include <openssl/rand.h>
 #include <signal.h>
@@ -280,25 +282,49 @@ std::string url_encode(std::string_view text) {
   return out;
 }
 
+namespace {
+
+using ConninfoOptions = std::unique_ptr<PQconninfoOption, decltype(&PQconninfoFree)>;
+
+// Null when libpq cannot parse `url`.
+ConninfoOptions parse_conninfo(std::string_view url) {
+  char* error = nullptr;
+  ConninfoOptions options(PQconninfoParse(std::string(url).c_str(), &error), &PQconninfoFree);
+  if (error != nullptr) PQfreemem(error);
+  return options;
+}
+
+}  // namespace
+
+bool conninfo_parses(std::string_view url) { return parse_conninfo(url) != nullptr; }
+
 std::string redact_url(std::string_view url) {
-  std::string out(url);
-  // URI form: scheme://user:password@host
-  const auto scheme = out.find("://");
-  if (scheme != std::string::npos) {
-    const auto at = out.find('@', scheme + 3);
-    const auto slash = out.find('/', scheme + 3);
-    if (at != std::string::npos && (slash == std::string::npos || at < slash)) {
-      const auto colon = out.find(':', scheme + 3);
-      if (colon != std::string::npos && colon < at) out.replace(colon + 1, at - colon - 1, "***");
+  // libpq parses the string (URI or keyword=value) the way it will connect with it; what it
+  // marks as secret (dispchar "*": the password) is never shown, and a string it cannot
+  // parse is not echoed at all, since the part it chokes on may be the password.
+  const ConninfoOptions options = parse_conninfo(url);
+  if (!options) return "(a connection string libpq cannot parse)";
+  std::string out;
+  for (const PQconninfoOption* o = options.get(); o->keyword != nullptr; ++o) {
+    if (o->val == nullptr || *o->val == '\0') continue;
+    if (!out.empty()) out += ' ';
+    out += o->keyword;
+    out += '=';
+    if (o->dispchar != nullptr && o->dispchar[0] == '*') {
+      out += "***";
+      continue;
     }
-  }
-  // password=... as a query parameter or a keyword/value pair.
-  for (std::size_t pos = out.find("password="); pos != std::string::npos;
-       pos = out.find("password=", pos + 1)) {
-    const std::size_t begin = pos + 9;
-    std::size_t end = begin;
-    while (end < out.size() && out[end] != '&' && out[end] != ' ') ++end;
-    out.replace(begin, end - begin, "***");
+    const std::string_view value = o->val;
+    if (value.find_first_of(" '\\") == std::string_view::npos) {
+      out += value;
+      continue;
+    }
+    out += '\'';
+    for (const char c : value) {
+      if (c == '\'' || c == '\\') out += '\\';
+      out += c;
+    }
+    out += '\'';
   }
   return out;
 }

@@ -110,6 +110,7 @@ void ConnectionPool::open_connection(Slot& slot) {
     }
     std::string reason = e.what();
     while (!reason.empty() && (reason.back() == '\n' || reason.back() == ' ')) reason.pop_back();
+    if (!conninfo_parses(options_.url)) reason = "the connection string is malformed (libpq cannot parse it)";
     throw DatabaseUnavailable("cannot connect to the database at " + redact_url(options_.url) +
                               ": " + reason);
   }
@@ -218,6 +219,13 @@ void ConnectionPool::rethrow_as_database_error(Lease& lease) {
       throw NotFoundError("", std::string("referenced row does not exist: ") + e.what());
     // Class 22 (data exception) and the other integrity violations (check, not null): the
     // input was wrong in a way only the server noticed.
+    // Deadlocks and serialization failures (class 40), a statement cancelled by its timeout
+    // (57014) and a server out of resources (class 53) say nothing about the input: the
+    // same statement may succeed when retried, which is what DatabaseUnavailable promises.
+    if (state.rfind("40", 0) == 0 || state == "57014" || state.rfind("53", 0) == 0) {
+      throw DatabaseUnavailable(std::string("the database could not finish the statement now (SQLSTATE ") + state +
+                                "); retrying is safe: " + e.what());
+    }
     if (state.rfind("22", 0) == 0 || state.rfind("23", 0) == 0) {
       throw std::invalid_argument(std::string("value refused by the database (SQLSTATE ") + state +
                                   "): " + e.what());

@@ -37,6 +37,13 @@ bool valid_utf8(std::string_view s) {
     for (std::size_t k = 1; k <= extra; ++k) {
       if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
     }
+    // The second byte's range excludes overlong forms (E0, F0), UTF-16 surrogates (ED) and
+    // code points above U+10FFFF (F4): what PostgreSQL and nlohmann::json both refuse.
+    const auto second = extra > 0 ? static_cast<unsigned char>(s[i + 1]) : 0;
+    if ((c == 0xE0 && second < 0xA0) || (c == 0xED && second > 0x9F) || (c == 0xF0 && second < 0x90) ||
+        (c == 0xF4 && second > 0x8F)) {
+      return false;
+    }
     i += extra + 1;
   }
   return true;

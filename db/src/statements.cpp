@@ -147,6 +147,8 @@ ORDER BY decided_at, event_id LIMIT $3)sql"};
 // by a concurrent transaction that committed meanwhile shows up as neither new nor stored:
 // the caller looks those up again with kFeedbackByKey). Rows come back in any order; "ord"
 // says which write each one answers.
+// Rows are inserted in key order: two batches that share keys (a client's retry racing its
+// original) then take the keys' locks in the same order and cannot deadlock.
 // Why LATERAL ... LIMIT 1 and not a plain join: the planner thinks jsonb_to_recordset
 // returns 100 rows, so on a young feedback table a plain join becomes a hash join over a
 // sequential scan of the whole table, and the prepared plan keeps doing that as the table
@@ -161,7 +163,7 @@ WITH input AS (
   INSERT INTO feedback (event_id, meal_id, outcome, rating, reward, idempotency_key, received_at)
   SELECT event_id, meal_id, outcome, rating, reward, idempotency_key,
          COALESCE(timestamptz 'epoch' + received_us * interval '1 microsecond', now())
-  FROM input ORDER BY ord
+  FROM input ORDER BY idempotency_key, ord
   ON CONFLICT (idempotency_key) DO NOTHING
   RETURNING id, idempotency_key
 )

@@ -189,12 +189,18 @@ class Session : public std::enable_shared_from_this<Session> {
     beast::error_code ec;
     http::write_header(socket, serializer, ec);
     bool open = !ec;
-    streamed.produce([&](std::string_view chunk) {
-      if (!open) return false;
-      net::write(socket, net::buffer(chunk.data(), chunk.size()), ec);
-      open = !ec;
-      return open;
-    });
+    try {
+      streamed.produce([&](std::string_view chunk) {
+        if (!open) return false;
+        net::write(socket, net::buffer(chunk.data(), chunk.size()), ec);
+        open = !ec;
+        return open;
+      });
+    } catch (const std::exception& e) {
+      // The status line is sent; all that is left is to end the stream. An exception must
+      // not leave this worker thread (the pool would end the process).
+      spdlog::error("request {}: streamed response failed: {}", context_.request_id, e.what());
+    }
     log_access(static_cast<unsigned>(head.result_int()));
     --server_.in_flight;
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->close(); });

@@ -128,6 +128,20 @@ TEST(LocalInstance, TcpUrlUsesTheGeneratedPasswordOnLoopback) {
   EXPECT_EQ(fdb::redact_url(tcp).find(tcp.substr(tcp.find(':', 14) + 1, 8)), std::string::npos);
 }
 
+// Review, 2026-12-01: the redaction scanned for "password=" up to a space or '&', so a
+// quoted password with spaces, "password = x" and a URI libpq cannot parse leaked.
+TEST(RedactUrl, NoFormOfPasswordIsShown) {
+  EXPECT_EQ(fdb::redact_url("host=db port=5433 dbname=meals user=fc password='correct horse battery'"),
+            "user=fc password=*** dbname=meals host=db port=5433");  // libpq's keyword order
+  EXPECT_EQ(fdb::redact_url("host=db password = s3cret"), "password=*** host=db");
+  EXPECT_EQ(fdb::redact_url("postgresql://fc:p%40ss@db:5433/meals?sslmode=disable"),
+            "user=fc password=*** dbname=meals host=db port=5433 sslmode=disable");
+  EXPECT_EQ(fdb::redact_url("postgresql://fc:50%off@db/meals"), "(a connection string libpq cannot parse)");
+  EXPECT_FALSE(fdb::conninfo_parses("postgresql://fc:50%off@db/meals"));
+  EXPECT_TRUE(fdb::conninfo_parses("host=/tmp/x dbname=y"));
+  EXPECT_EQ(fdb::redact_url("host='/tmp/a dir' dbname=it\\'s"), "dbname='it\\'s' host='/tmp/a dir'");
+}
+
 TEST(LocalInstance, RefusesADirectoryThatIsNeitherEmptyNorADataDirectory) {
   TempDir tmp;
   fs::create_directories(tmp.path / "pgdata");

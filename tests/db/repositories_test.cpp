@@ -53,6 +53,17 @@ fdb::NewFeedback feedback_for(const std::string& event_id, const std::string& ke
 
 std::string new_model_version() { return "m-" + unique_suffix(); }
 
+std::string shown_bytes(std::string_view bytes) {  // "ED A0 80"
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (const unsigned char c : bytes) {
+    if (!out.empty()) out += ' ';
+    out += kHex[c >> 4];
+    out += kHex[c & 15];
+  }
+  return out;
+}
+
 fdb::NewModel model(const std::string& version) {
   return {version, "tabular", std::string(64, 'a'), "models/policies/" + version + ".safetensors",
           json{{"return_mean", 12.5}}};
@@ -258,6 +269,18 @@ TEST(FeedbackRepository, ReusedKeyWithDifferentContentIsAConflictAndUnknownEvent
   EXPECT_THROW(database().feedback().record(bad), std::invalid_argument);
   bad = feedback_for(event.event_id, "");
   EXPECT_THROW(database().feedback().record(bad), std::invalid_argument);
+  // Byte sequences shaped like UTF-8 that are not (review, 2026-12-01: they passed the check
+  // and failed later, in JSON serialisation, with an error that was not the caller's):
+  // a UTF-16 surrogate, an overlong form, a code point above U+10FFFF.
+  for (const char* not_utf8 : {"\xED\xA0\x80", "\xE0\x80\x80", "\xF0\x80\x80\x80", "\xF4\x90\x80\x80"}) {
+    bad = feedback_for(event.event_id, std::string("fb-") + not_utf8);
+    EXPECT_THROW(database().feedback().record(bad), std::invalid_argument) << "key bytes " << shown_bytes(not_utf8);
+  }
+  // The boundaries of those ranges are valid: U+0800, U+D7FF, U+10000, U+10FFFF.
+  for (const char* utf8 : {"\xE0\xA0\x80", "\xED\x9F\xBF", "\xF0\x90\x80\x80", "\xF4\x8F\xBF\xBF"}) {
+    auto ok = feedback_for(event.event_id, std::string("fb-") + utf8 + unique_suffix());
+    EXPECT_NO_THROW(database().feedback().record(ok)) << "key bytes " << shown_bytes(utf8);
+  }
 }
 
 TEST(MealLogRepository, AddListAndIdempotentRepeat) {

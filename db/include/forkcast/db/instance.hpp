@@ -116,7 +116,10 @@ class LocalInstance {
 // Percent-encodes `text` for a URL query value (RFC 3986 unreserved characters stay).
 std::string url_encode(std::string_view text);
 
-// `url` with any password replaced by "***", for logs and error messages.
+// `url` as libpq reads it, in keyword=value form with the password replaced by "***", for
+// logs and error messages; a string libpq cannot parse is not shown at all.
 std::string redact_url(std::string_view url);
+// Whether libpq can parse `url` (its own error message would quote the malformed part).
+bool conninfo_parses(std::string_view url);
 
 }  // namespace forkcast::db
