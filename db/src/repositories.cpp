@@ -797,6 +797,11 @@ std::optional<Decision> DecisionRepository::find(std::string_view event_id) {
   return decision_of(rows[0]);
 }
 
+std::int64_t DecisionRepository::count_for_user(std::string_view user_id) {
+  if (!is_uuid(user_id)) return 0;
+  return query(pool_, sql::kDecisionCountForUser, std::string(user_id))[0][0].as<std::int64_t>();
+}
+
 std::vector<Decision> DecisionRepository::list_for_user(std::string_view user_id, int limit) {
   if (!is_uuid(user_id)) return {};
   if (limit < 1) throw std::invalid_argument("limit: " + std::to_string(limit) + " is below 1");

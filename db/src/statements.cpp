@@ -120,6 +120,9 @@ SELECT event_id::text, user_id::text, (extract(epoch FROM decided_at) * 1000000)
        to_json(candidate_features)::text, candidate_feature_dim, context::text
 FROM decisions WHERE event_id = $1::uuid)sql"};
 
+const Statement kDecisionCountForUser{"decision_count_for_user", R"sql(
+SELECT count(*) FROM decisions WHERE user_id = $1::uuid)sql"};
+
 const Statement kDecisionsForUser{"decisions_for_user", R"sql(
 SELECT event_id::text, user_id::text, (extract(epoch FROM decided_at) * 1000000)::bigint,
        slot, model_version, policy, epsilon, to_json(candidates)::text, to_json(scores)::text,
@@ -335,6 +338,7 @@ const Statement* const kAll[] = {
     &kDecisionInsert,
     &kDecisionInsertBatch,
     &kDecisionById,
+    &kDecisionCountForUser,
     &kDecisionsForUser,
     &kDecisionsBetween,
     &kFeedbackWriteBatch,

@@ -31,6 +31,7 @@ extern const Statement kUserExists;
 extern const Statement kDecisionInsert;
 extern const Statement kDecisionInsertBatch;
 extern const Statement kDecisionById;
+extern const Statement kDecisionCountForUser;
 extern const Statement kDecisionsForUser;
 extern const Statement kDecisionsBetween;
 // feedback

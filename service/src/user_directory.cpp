@@ -169,6 +169,9 @@ std::shared_ptr<UserSession> UserDirectory::find(std::string_view id) {
       spdlog::warn("user {}: stored state unreadable ({}); starting from a fresh state", user->id, e.what());
     }
   }
+  // Recommendations change no stored state (only feedback and meal logs write it), so the
+  // exploration schedule's clock comes from the decision log, which has every one of them.
+  session->decisions = std::max(session->decisions, database_.decisions().count_for_user(user->id));
   std::unique_lock lock(mutex_);
   return insert_locked(std::move(session));
 }

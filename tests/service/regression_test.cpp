@@ -9,6 +9,7 @@
 #include "forkcast/db/database.hpp"
 #include "metrics.hpp"
 #include "pg_test_support.hpp"
+#include "decision_log.hpp"
 #include "handlers.hpp"
 #include "service_test_support.hpp"
 #include "user_directory.hpp"
@@ -291,4 +292,23 @@ TEST_F(ServiceRegression, AdminFeedbackRightAfterARecommendationFindsTheQueuedDe
                                       {"outcome", "rejected"}, {"idempotency_key", "admin-unknown" + forkcast::db::testing::unique_suffix()}},
                                      st::kAdminKey);
   EXPECT_EQ(unknown.status, 404u) << unknown.text;
+}
+
+// Review, 2026-12-01: a recommendation changes no stored state, so the per-user count that
+// drives exploration (recommendations_served, epsilon) went back to its last stored value
+// when the user left the cache or the service restarted. It now comes from the decision log.
+TEST_F(ServiceRegression, TheExplorationClockSurvivesARestart) {
+  const auto [id, token] = new_user();
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_EQ(st::call(*app_, verb::post, "/v1/recommendations", json{{"user_id", id}}.dump(), token).status, 200u);
+  }
+  auto& log = app_->decision_log();
+  ASSERT_TRUE(log.wait_stored(log.last_enqueued(), std::chrono::steady_clock::now() + std::chrono::seconds(10)));
+  forkcast::service::ApplicationOptions options;
+  options.config = config_;
+  options.default_model = st::serving_model();
+  Application restarted(options, st::catalog(), *database_);  // an empty cache
+  const auto state = st::call(restarted, verb::get, "/v1/users/" + id + "/state", "", token);
+  ASSERT_EQ(state.status, 200u) << state.text;
+  EXPECT_EQ(state.body.at("recommendations_served").get<int>(), 3);
 }

@@ -90,6 +90,8 @@ class DecisionRepository {
   static EncodedDecisionBatch encode_batch(std::span<const Decision> decisions);
   std::size_t record_batch(const EncodedDecisionBatch& batch);
   std::optional<Decision> find(std::string_view event_id);
+  // How many decisions are stored for the user (0 for an unknown or malformed id).
+  std::int64_t count_for_user(std::string_view user_id);
   // Newest first.
   std::vector<Decision> list_for_user(std::string_view user_id, int limit = 100);
   // decided_at in [from, to), oldest first: what off-policy evaluation reads.
