@@ -236,6 +236,56 @@ Response handle_recommend(Application& app, const Request& request, Call& call) 
   return response;
 }
 
+namespace {
+
+// Moves the user's state for one answer on a suggestion: the suggestion counts once in the
+// acceptance statistics and the meal once in the intake, however many answers the event
+// gets (rejected and then eaten counts the meal when it is eaten). Which of the two an event
+// already applied is in memory for the user's recent events; for older ones (after a
+// restart, an eviction or many newer suggestions) the event's other stored answers say it.
+// A duplicate answer that is not in memory is taken as applied (it cannot be told apart).
+// Returns false when the state could not be saved (it is saved with the next change).
+bool apply_feedback_to_state(Application& app, UserSession& session, const std::string& event_id,
+                             const std::string& meal_id, db::Outcome outcome, const std::string& key, bool duplicate) {
+  const bool ate = outcome == db::Outcome::accepted || outcome == db::Outcome::eaten;
+  std::lock_guard lock(session.mutex);
+  const std::int32_t meal = meal_index(app.catalog(), meal_id, "meal_id");
+  RecentDecision* recent = nullptr;
+  for (auto& r : session.recent) {
+    if (r.event_id == event_id) recent = &r;
+  }
+  bool offer_applied = true, meal_applied = true;
+  if (recent != nullptr) {
+    offer_applied = recent->offer_applied;
+    meal_applied = recent->meal_applied;
+  } else if (!duplicate) {
+    offer_applied = meal_applied = false;
+    for (const auto& other : app.database().feedback().list_for_event(event_id)) {
+      if (other.recorded.idempotency_key == key) continue;
+      const db::Outcome o = other.recorded.outcome;
+      offer_applied = offer_applied || o != db::Outcome::skipped;
+      meal_applied = meal_applied || o == db::Outcome::accepted || o == db::Outcome::eaten;
+    }
+  }
+  const bool count_offer = outcome != db::Outcome::skipped && !offer_applied;
+  const bool count_meal = ate && !meal_applied;
+  if (!count_offer && !count_meal) return true;
+  if (count_offer) session.tracker.record_offer(meal, ate);
+  if (count_meal) session.tracker.record_eaten(meal, 1.0);
+  if (recent != nullptr) {
+    recent->offer_applied = recent->offer_applied || count_offer;
+    recent->meal_applied = recent->meal_applied || count_meal;
+  }
+  try {
+    app.users().persist(session);
+  } catch (const std::exception&) {
+    return false;  // the feedback is durable; the state is written with the next change
+  }
+  return true;
+}
+
+}  // namespace
+
 Response handle_feedback(Application& app, const Request& request, Call& call) {
   JsonBody body = JsonBody::parse(request.body());
   const std::string event_id = body.string("event_id", 64);
@@ -311,32 +361,15 @@ Response handle_feedback(Application& app, const Request& request, Call& call) {
   const db::FeedbackResult result = app.database().feedback_writer().submit(feedback);  // after COMMIT
   if (result.duplicate) {
     app.metrics().feedback_duplicates().Increment();
-    return json_response(request, http::status::ok,
-                         {{"feedback_id", result.feedback_id}, {"duplicate", true}, {"event_id", event_id}});
+  } else {
+    app.metrics().feedback_committed().Increment();
   }
-  app.metrics().feedback_committed().Increment();
-  bool state_saved = true;
-  {
-    std::lock_guard lock(session->mutex);
-    const std::int32_t meal = meal_index(app.catalog(), meal_id, "meal_id");
-    // One event moves the state once: a second answer on the same suggestion (another
-    // idempotency key) is stored but does not count the meal twice.
-    RecentDecision* recent = nullptr;
-    for (auto& r : session->recent) {
-      if (r.event_id == event_id) recent = &r;
-    }
-    const bool apply = recent == nullptr || !recent->state_applied;
-    if (recent != nullptr && outcome != db::Outcome::skipped) recent->state_applied = true;
-    if (apply && outcome != db::Outcome::skipped) session->tracker.record_offer(meal, ate);
-    if (apply && ate) session->tracker.record_eaten(meal, 1.0);
-    try {
-      app.users().persist(*session);
-    } catch (const std::exception&) {
-      state_saved = false;  // the feedback is durable; the state is written with the next change
-    }
-  }
-  Response response = json_response(request, http::status::created,
-                                     {{"feedback_id", result.feedback_id}, {"duplicate", false}, {"event_id", event_id}});
+  // A duplicate is a retry: its first attempt may have committed and then failed before the
+  // state moved (an uncertain COMMIT answers 503), so the state is brought up to date for it
+  // as for a new answer; what was applied already is not applied twice.
+  const bool state_saved = apply_feedback_to_state(app, *session, event_id, meal_id, outcome, key, result.duplicate);
+  Response response = json_response(request, result.duplicate ? http::status::ok : http::status::created,
+                                     {{"feedback_id", result.feedback_id}, {"duplicate", result.duplicate}, {"event_id", event_id}});
   if (!state_saved) response.set("X-Forkcast-State", "pending");
   return response;
 }

@@ -41,9 +41,10 @@ struct RecentDecision {
   std::int64_t step = 0;
   std::vector<std::int32_t> ranked;  // meals returned, in rank order
   std::int32_t chosen = -1;
-  // The user's state already moved for this event: more feedback on it is recorded (it is
-  // the client's to send) but does not count the meal again.
-  bool state_applied = false;
+  // What the user's state already holds of this event: more feedback on it is recorded (it
+  // is the client's to send) but counts the suggestion once and the meal once.
+  bool offer_applied = false;  // acceptance statistics (record_offer)
+  bool meal_applied = false;   // the meal in today's intake (record_eaten)
 };
 
 struct UserSession {

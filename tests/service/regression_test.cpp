@@ -312,3 +312,49 @@ TEST_F(ServiceRegression, TheExplorationClockSurvivesARestart) {
   ASSERT_EQ(state.status, 200u) << state.text;
   EXPECT_EQ(state.body.at("recommendations_served").get<int>(), 3);
 }
+
+// Review, 2026-12-01: which answers on an event the state had counted lived in memory as one
+// flag. After a restart a second answer ("eaten" after "accepted") counted the meal again,
+// and in memory "rejected" then "eaten" never counted it. The suggestion and the meal are
+// now counted once each, in memory and, after a restart, from the event's stored answers.
+TEST_F(ServiceRegression, AnEventCountsItsMealOnceAcrossAnswersAndRestarts) {
+  const auto today_kcal = [](Application& app, const std::string& id, const std::string& token) {
+    const auto state = st::call(app, verb::get, "/v1/users/" + id + "/state", "", token);
+    EXPECT_EQ(state.status, 200u) << state.text;
+    return state.body.at("intake_today").at("kcal").get<double>();
+  };
+  const auto answer = [](Application& app, const json& rec, const char* outcome, const std::string& token) {
+    const auto fb = st::call_json(app, verb::post, "/v1/feedback",
+                                  {{"event_id", rec.at("event_id")}, {"meal_id", rec.at("meals").at(0).at("meal_id")},
+                                   {"outcome", outcome},
+                                   {"idempotency_key", std::string(outcome) + forkcast::db::testing::unique_suffix()}},
+                                  token);
+    EXPECT_EQ(fb.status, 201u) << fb.text;
+  };
+  {  // in memory: rejected, then eaten after all
+    const auto [id, token] = new_user();
+    const auto rec = st::call_json(*app_, verb::post, "/v1/recommendations", {{"user_id", id}, {"n", 1}}, token);
+    ASSERT_EQ(rec.status, 200u) << rec.text;
+    const double meal_kcal = rec.body.at("meals").at(0).at("nutrition").at("kcal");
+    answer(*app_, rec.body, "rejected", token);
+    EXPECT_NEAR(today_kcal(*app_, id, token), 0.0, 1e-9);
+    answer(*app_, rec.body, "eaten", token);
+    EXPECT_NEAR(today_kcal(*app_, id, token), meal_kcal, 1.0);
+    answer(*app_, rec.body, "eaten", token);
+    EXPECT_NEAR(today_kcal(*app_, id, token), meal_kcal, 1.0);
+  }
+  {  // accepted, a restart, then eaten: still one meal
+    const auto [id, token] = new_user();
+    const auto rec = st::call_json(*app_, verb::post, "/v1/recommendations", {{"user_id", id}, {"n", 1}}, token);
+    ASSERT_EQ(rec.status, 200u) << rec.text;
+    const double meal_kcal = rec.body.at("meals").at(0).at("nutrition").at("kcal");
+    answer(*app_, rec.body, "accepted", token);
+    EXPECT_NEAR(today_kcal(*app_, id, token), meal_kcal, 1.0);
+    forkcast::service::ApplicationOptions options;
+    options.config = config_;
+    options.default_model = st::serving_model();
+    Application restarted(options, st::catalog(), *database_);
+    answer(restarted, rec.body, "eaten", token);
+    EXPECT_NEAR(today_kcal(restarted, id, token), meal_kcal, 1.0);
+  }
+}
