@@ -47,9 +47,20 @@ std::string join(const std::vector<std::string_view>& items) {
 JsonBody JsonBody::parse(std::string_view body, bool empty_ok) {
   if (body.empty() && empty_ok) return JsonBody(json::object(), "");
   json parsed;
+  struct TooDeep {};
   try {
     // Strict: no comments, no trailing garbage; invalid UTF-8 in a string is a parse error.
-    parsed = json::parse(body.begin(), body.end(), nullptr, true, false);
+    // Depth is bounded while parsing: a document is copied and printed recursively, and
+    // 64 KiB of brackets would nest ~32 000 levels deep, megabytes of a thread's stack.
+    parsed = json::parse(
+        body.begin(), body.end(),
+        [](int depth, json::parse_event_t, json&) {
+          if (depth > kMaxJsonDepth) throw TooDeep{};
+          return true;
+        },
+        true, false);
+  } catch (const TooDeep&) {
+    throw bad_request("invalid_json", "request body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
   } catch (const json::exception& e) {
     // parse_error, and out_of_range for a number too large for a double (1e400).
     std::string what = e.what();

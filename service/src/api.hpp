@@ -35,12 +35,16 @@ class ApiError : public std::runtime_error {
 
 ApiError bad_request(std::string code, const std::string& message, std::string field = {});
 
+// Deepest nesting a request body may have (the API's bodies nest 3 levels).
+inline constexpr int kMaxJsonDepth = 32;
+
 // Reads a JSON object body strictly: every field is checked for type and range, and
 // finish() refuses any field nobody asked for (a typo must not be silently ignored).
 // Field names in errors are JSON paths relative to the body ("profile.age").
 class JsonBody {
  public:
-  // 400 invalid_json for malformed JSON or invalid UTF-8; 400 invalid_type when the body
+  // 400 invalid_json for malformed JSON, invalid UTF-8 or nesting deeper than
+  // kMaxJsonDepth; 400 invalid_type when the body
   // is not an object. An empty body is an empty object when `empty_ok`.
   static JsonBody parse(std::string_view body, bool empty_ok = false);
   JsonBody(const nlohmann::json& object, std::string prefix);

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <future>
+#include <pthread.h>
 #include <thread>
 
 #include "forkcast/db/database.hpp"
@@ -357,4 +358,43 @@ TEST_F(ServiceRegression, AnEventCountsItsMealOnceAcrossAnswersAndRestarts) {
     answer(restarted, rec.body, "eaten", token);
     EXPECT_NEAR(today_kcal(restarted, id, token), meal_kcal, 1.0);
   }
+}
+
+// Review, 2026-12-01: a body within the 64 KiB limit can nest ~32 000 levels deep, and the
+// document was copied and printed recursively: 1-4 MB of stack, a crash on a thread with a
+// smaller one. Depth is now refused while parsing. The handler runs here on a thread with a
+// 256 KiB stack, where the old code crashed.
+TEST_F(ServiceRegression, ADeeplyNestedBodyIsABadRequestNotACrash) {
+  const auto [id, token] = new_user();
+  const std::size_t depth = 32'000;
+  const std::string body = "{\"user_id\":" + std::string(depth, '[') + std::string(depth, ']') + "}";
+  ASSERT_LT(body.size(), 64U * 1024U);
+  struct Job {
+    Application* app;
+    const std::string* body;
+    const std::string* token;
+    st::Reply reply;
+  } job{app_.get(), &body, &token, {}};
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 256 * 1024);
+  pthread_t thread;
+  ASSERT_EQ(pthread_create(
+                &thread, &attr,
+                [](void* p) -> void* {
+                  auto& j = *static_cast<Job*>(p);
+                  j.reply = st::call(*j.app, verb::post, "/v1/recommendations", *j.body, *j.token);
+                  return nullptr;
+                },
+                &job),
+            0);
+  pthread_join(thread, nullptr);
+  pthread_attr_destroy(&attr);
+  EXPECT_EQ(job.reply.status, 400u) << job.reply.text.substr(0, 300);
+  EXPECT_EQ(job.reply.error_code(), "invalid_json");
+  // Bodies as deep as the limit are still read (and refused for what they say, not how).
+  const std::string at_limit = "{\"user_id\":" + std::string(31, '[') + std::string(31, ']') + "}";
+  const auto shallow = st::call(*app_, verb::post, "/v1/recommendations", at_limit, token);
+  EXPECT_EQ(shallow.status, 400u);
+  EXPECT_EQ(shallow.error_field(), "user_id") << shallow.text;
 }
