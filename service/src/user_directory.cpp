@@ -104,12 +104,16 @@ std::shared_ptr<UserSession> UserDirectory::insert_locked(std::shared_ptr<UserSe
 
 // A sweep over the map's buckets, resuming where the last one stopped: a session that is
 // idle (unused for min_idle_, no request holds it, its state is stored) is evicted. Stops
-// once under capacity or after one full sweep (when every session is busy the cache grows
-// rather than drop one a request is working on).
+// once under capacity or after kEvictionSweepBuckets buckets: it runs under the exclusive
+// lock that every request's cache lookup waits for, so one insert must not scan a whole
+// cache of busy sessions (then the cache grows rather than drop one a request is working
+// on, and later inserts continue the sweep).
 void UserDirectory::evict_locked() {
+  constexpr std::size_t kEvictionSweepBuckets = 64;
   const std::size_t buckets = sessions_.bucket_count();
+  const std::size_t steps = std::min(buckets, kEvictionSweepBuckets);
   const std::int64_t idle_before = steady_now_ms() - min_idle_.count();
-  for (std::size_t step = 0; step < buckets && sessions_.size() >= capacity_; ++step) {
+  for (std::size_t step = 0; step < steps && sessions_.size() >= capacity_; ++step) {
     const std::size_t b = clock_hand_++ % buckets;
     for (auto it = sessions_.begin(b); it != sessions_.end(b);) {
       const std::shared_ptr<UserSession>& s = it->second;
