@@ -311,6 +311,16 @@ std::exception_ptr key_conflict(const NewFeedback& f) {
                         "or reward differ)"));
 }
 
+bool is_key_conflict(const std::exception_ptr& error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const ConflictError&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
 json batch_json(std::span<const NewFeedback> batch, std::span<const std::size_t> indices) {
   json rows = json::array();
   for (std::size_t ord = 0; ord < indices.size(); ++ord) {
@@ -477,6 +487,18 @@ std::vector<FeedbackOutcome> write_feedback_batch(pqxx::connection& connection,
       out[index] = same_content(batch[first], batch[index])
                        ? FeedbackOutcome(FeedbackResult{result->feedback_id, true})
                        : FeedbackOutcome(key_conflict(batch[index]));
+    } else if (is_key_conflict(std::get<std::exception_ptr>(out[first]))) {
+      // The first copy differs from a row stored before this batch; this copy (a correct
+      // retry, say) may be that row: compare it with what is stored, not with the first.
+      pqxx::nontransaction tx(connection);
+      const auto stored = tx.exec_prepared(sql::kFeedbackByKey.name, batch[index].idempotency_key);
+      if (stored.empty()) {
+        out[index] = out[first];
+        continue;
+      }
+      const Feedback f = feedback_of(stored[0]);
+      out[index] = same_content(f.recorded, batch[index]) ? FeedbackOutcome(FeedbackResult{f.id, true})
+                                                          : FeedbackOutcome(key_conflict(batch[index]));
     } else {
       out[index] = out[first];
     }

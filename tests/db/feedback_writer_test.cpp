@@ -5,6 +5,7 @@
 #include <atomic>
 #include <thread>
 
+#include "feedback_batch.hpp"
 #include "forkcast/db/database.hpp"
 #include "pg_test_support.hpp"
 
@@ -106,6 +107,27 @@ TEST(FeedbackWriter, SameKeyInOneBatchIsStoredOnceAndTheRepeatIsADuplicate) {
   EXPECT_EQ(a.feedback_id, b.feedback_id);
   EXPECT_NE(a.duplicate, b.duplicate) << "exactly one of the two is the original";
   EXPECT_EQ(count_keys_with_prefix(key), 1);
+}
+
+// Review, 2026-12-01: when two copies of a stored key shared a batch and the first one
+// conflicted with the stored row, the second inherited the conflict even when it matched
+// the stored row (a correct retry behind a wrong one). The batch is written directly here,
+// so the order is the one that used to fail.
+TEST(FeedbackWriter, ARetryThatMatchesTheStoredRowIsADuplicateEvenBehindAConflict) {
+  Fixture fx;
+  const std::string key = "retry-" + unique_suffix();
+  const fdb::FeedbackResult stored = fx.database.feedback().record(fx.feedback(key));
+  fdb::NewFeedback different = fx.feedback(key);
+  different.outcome = fdb::Outcome::rejected;
+  const std::vector<fdb::NewFeedback> batch = {different, fx.feedback(key)};
+  auto lease = fx.database.pool().checkout();
+  const auto outcomes = fdb::detail::write_feedback_batch(lease.connection(), batch);
+  ASSERT_EQ(outcomes.size(), 2U);
+  ASSERT_TRUE(std::holds_alternative<std::exception_ptr>(outcomes[0]));
+  EXPECT_THROW(std::rethrow_exception(std::get<std::exception_ptr>(outcomes[0])), fdb::ConflictError);
+  ASSERT_TRUE(std::holds_alternative<fdb::FeedbackResult>(outcomes[1])) << "the matching retry got an error";
+  EXPECT_TRUE(std::get<fdb::FeedbackResult>(outcomes[1]).duplicate);
+  EXPECT_EQ(std::get<fdb::FeedbackResult>(outcomes[1]).feedback_id, stored.feedback_id);
 }
 
 TEST(FeedbackWriter, OneBadWriteFailsAloneAndTheRestOfItsBatchCommits) {
