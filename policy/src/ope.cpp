@@ -356,10 +356,21 @@ void validate_decision(const LoggedDecision& d, std::string_view source) {
          " candidates");
   }
   if (d.chosen >= d.candidates.size()) fail("chosen index " + std::to_string(d.chosen) + " is not a candidate");
+  {
+    // A meal twice among the candidates makes its propensity ambiguous (which copy was chosen?).
+    std::vector<std::int32_t> sorted(d.candidates);
+    std::sort(sorted.begin(), sorted.end());
+    if (const auto dup = std::adjacent_find(sorted.begin(), sorted.end()); dup != sorted.end()) {
+      fail("candidate meal index " + std::to_string(*dup) + " appears more than once in decision " + d.event_id);
+    }
+  }
   const double p = d.probabilities[d.chosen];
   if (!(p > 0.0 && p <= 1.0)) {
     fail("propensity of the chosen meal is " + fmt_g(p) + ", outside (0, 1]: the logging policy must give what it chose a "
          "positive probability");
+  }
+  if (!std::isfinite(1.0 / p)) {
+    fail("propensity of the chosen meal is " + fmt_g(p) + ": too small to invert into an importance weight");
   }
   double sum = 0;
   for (std::size_t j = 0; j < d.probabilities.size(); ++j) {
@@ -615,7 +626,9 @@ OpeResult evaluate_off_policy(const DecisionLog& log, const DirectMethodModel& m
   const UserIndex ui = index_users(log);
   const std::size_t users = ui.users;
   std::vector<double> n_u(users), r_u(users), wr_u(users), w_u(users), dm_u(users), dr_u(users);
-  double sum_w = 0, sum_w2 = 0, unsupported = 0;
+  double sum_w = 0, unsupported = 0;
+  std::vector<double> weights;
+  weights.reserve(log.decisions.size());
   out.min_propensity = 1.0;
   std::vector<double> pi;
   for (std::size_t i = 0; i < log.decisions.size(); ++i) {
@@ -638,7 +651,7 @@ OpeResult evaluate_off_policy(const DecisionLog& log, const DirectMethodModel& m
     dm_u[u] += dm;
     dr_u[u] += dm + w * (d.reward - q[d.chosen]);
     sum_w += w;
-    sum_w2 += w * w;
+    weights.push_back(w);
     out.max_weight = std::max(out.max_weight, w);
     out.min_propensity = std::min(out.min_propensity, mu);
     if (mu < options.near_zero_propensity) ++out.near_zero_propensities;
@@ -646,7 +659,18 @@ OpeResult evaluate_off_policy(const DecisionLog& log, const DirectMethodModel& m
   const auto n = static_cast<double>(log.decisions.size());
   out.decisions = static_cast<std::int64_t>(log.decisions.size());
   out.users = static_cast<std::int64_t>(users);
-  out.ess = sum_w2 > 0 ? sum_w * sum_w / sum_w2 : 0.0;
+  // Kish's ESS on weights scaled by the largest: the unscaled squares overflow to inf (and
+  // the ratio to NaN) for the very weights the ESS is meant to flag.
+  out.ess = 0.0;
+  if (out.max_weight > 0) {
+    double s1 = 0, s2 = 0;
+    for (const double w : weights) {
+      const double x = w / out.max_weight;
+      s1 += x;
+      s2 += x * x;
+    }
+    out.ess = s1 * s1 / s2;
+  }
   out.mean_weight = sum_w / n;
   out.unsupported_mass = unsupported / n;
 
@@ -670,7 +694,7 @@ OpeResult evaluate_off_policy(const DecisionLog& log, const DirectMethodModel& m
                            " % of its probability on meals the logging policy gave probability 0: IPS, SNIPS and DR "
                            "cannot see their rewards and are biased there; DM extrapolates");
   }
-  if (out.ess < options.low_ess_fraction * n) {
+  if (!(out.ess >= options.low_ess_fraction * n)) {
     out.warnings.push_back("effective sample size " + fmt_fixed(out.ess, 0) + " is " + fmt_fixed(100.0 * out.ess / n, 1) +
                            " % of the " + std::to_string(out.decisions) +
                            " decisions: the estimate rests on the few decisions where the target agrees with the "

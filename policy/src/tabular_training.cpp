@@ -85,9 +85,10 @@ struct MealSimAdapter {
     out.reward = r.reward;
     out.terminated = r.terminated;
     out.truncated = r.truncated;
-    // After the last step the observation is not refreshed; any state index will do
-    // because a terminated transition does not bootstrap.
-    out.observation = sim.done() ? 0 : agent::MealSimDiscretizer::state(sim.observation());
+    // A terminated transition does not bootstrap and its observation is not refreshed (any
+    // state index will do); a truncated one (--max-steps) bootstraps from the real next
+    // state, which the simulator has written.
+    out.observation = r.terminated ? 0 : agent::MealSimDiscretizer::state(sim.observation());
     return out;
   }
   std::span<const std::uint8_t> mask() const { return sim.action_mask(); }
@@ -410,6 +411,12 @@ void export_q_csv(const agent::TabularQ& q, const std::function<std::string(int)
       out << quoted(state_name(s));
       for (const double v : q.values(s)) out << "," << v;
       out << "\n";
+    }
+    out.flush();
+    if (!out) {  // e.g. the disk filled up: keep the previous export, not half of this one
+      out.close();
+      std::filesystem::remove(tmp);
+      throw std::runtime_error("--export-q: writing " + tmp + " failed");
     }
   }
   std::filesystem::rename(tmp, path);

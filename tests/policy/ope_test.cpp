@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -234,6 +235,52 @@ TEST(OffPolicy, WarnsAboutNearZeroPropensitiesAndUnsupportedMass) {
   EXPECT_NEAR(r.max_weight, 1000.0, 1e-9);
   ASSERT_FALSE(r.warnings.empty());
   EXPECT_NE(r.warnings.front().find("below"), std::string::npos) << r.warnings.front();
+}
+
+// Review, 2026-12-01: with a propensity of 1e-160 the squared weights overflowed, the ESS
+// became NaN and the low-ESS warning vanished exactly when it mattered; a subnormal
+// propensity made the weight infinite and every estimate NaN.
+TEST(OffPolicy, TinyPropensitiesKeepAFiniteEssAndItsWarning) {
+  std::vector<fp::LoggedDecision> ds;
+  for (int i = 0; i < 40; ++i) {
+    fp::LoggedDecision d;
+    d.event_id = "e" + std::to_string(i);
+    d.user_id = "u" + std::to_string(i % 8);
+    d.candidates = {0, 1};
+    d.probabilities = i == 0 ? std::vector<double>{1e-160, 1.0 - 1e-160} : std::vector<double>{0.5, 0.5};
+    d.chosen = 0;
+    d.reward = 1.0;
+    ds.push_back(d);
+  }
+  auto log = as_log(ds);
+  fp::DirectMethodModel model;
+  for (const auto& d : log.decisions) model.predictions.emplace_back(d.candidates.size(), 0.5);
+  fp::UniformTarget uniform;
+  fp::OpeOptions o;
+  o.bootstrap_resamples = 50;
+  const auto r = fp::evaluate_off_policy(log, model, uniform, o);
+  ASSERT_TRUE(std::isfinite(r.ess)) << r.ess;
+  EXPECT_NEAR(r.ess, 1.0, 1e-9);  // one weight of 5e159 outweighs the other 39 of 1
+  EXPECT_TRUE(std::any_of(r.warnings.begin(), r.warnings.end(),
+                          [](const std::string& w) { return w.find("effective sample size") != std::string::npos; }));
+
+  auto d = ds[0];
+  d.probabilities = {1e-310, 1.0 - 1e-310};
+  EXPECT_THROW(fp::validate_decision(d, "memory"), fp::OpeInputError);
+}
+
+TEST(DecisionLog, ADecisionWithAMealTwiceAmongItsCandidatesIsRefused) {
+  fp::LoggedDecision d;
+  d.event_id = "e1";
+  d.candidates = {3, 5, 3};
+  d.probabilities = {0.2, 0.6, 0.2};
+  d.chosen = 0;
+  try {
+    fp::validate_decision(d, "memory");
+    FAIL() << "accepted";
+  } catch (const fp::OpeInputError& e) {
+    EXPECT_NE(e.problem().find("more than once"), std::string::npos) << e.what();
+  }
 }
 
 TEST(OffPolicy, TargetsGiveDistributionsOverTheCandidates) {
