@@ -203,33 +203,45 @@ TEST(OffPolicy, DirectMethodIsCrossFittedAndExplainsReward) {
   EXPECT_FALSE(fp::fit_direct_method(tiny, world().catalog, {}).notes.empty());
 }
 
+// 40 decisions of 8 users between meals 0 and 1, meal 0 chosen with reward 1; decision i
+// logged with probabilities(i); the DM model predicts 0.5 everywhere.
+struct TwoMealLog {
+  template <class Probabilities>
+  explicit TwoMealLog(Probabilities probabilities) {
+    std::vector<fp::LoggedDecision> ds;
+    for (int i = 0; i < 40; ++i) {
+      fp::LoggedDecision d;
+      d.event_id = "e" + std::to_string(i);
+      d.user_id = "u" + std::to_string(i % 8);
+      d.candidates = {0, 1};
+      d.probabilities = probabilities(i);
+      d.chosen = 0;
+      d.reward = 1.0;
+      ds.push_back(d);
+    }
+    log = as_log(ds);
+    for (const auto& d : log.decisions) model.predictions.emplace_back(d.candidates.size(), 0.5);
+    options.bootstrap_resamples = 50;
+  }
+  fp::OpeResult evaluate() { return fp::evaluate_off_policy(log, model, uniform, options); }
+  fp::DecisionLog log;
+  fp::DirectMethodModel model;
+  fp::UniformTarget uniform;
+  fp::OpeOptions options;
+};
+
 TEST(OffPolicy, WarnsAboutNearZeroPropensitiesAndUnsupportedMass) {
   // Two candidates; the logging policy never suggests the second.
-  std::vector<fp::LoggedDecision> ds;
-  for (int i = 0; i < 40; ++i) {
-    fp::LoggedDecision d;
-    d.event_id = "e" + std::to_string(i);
-    d.user_id = "u" + std::to_string(i % 8);
-    d.candidates = {0, 1};
-    d.probabilities = {1.0, 0.0};
-    d.chosen = 0;
-    d.reward = 1.0;
-    ds.push_back(d);
-  }
-  auto log = as_log(ds);
-  fp::DirectMethodModel model;
-  for (const auto& d : log.decisions) model.predictions.emplace_back(d.candidates.size(), 0.5);
-  fp::UniformTarget uniform;
-  fp::OpeOptions o;
-  o.bootstrap_resamples = 50;
-  auto r = fp::evaluate_off_policy(log, model, uniform, o);
+  TwoMealLog t([](int) { return std::vector<double>{1.0, 0.0}; });
+  auto& log = t.log;
+  auto r = t.evaluate();
   EXPECT_NEAR(r.unsupported_mass, 0.5, 1e-12);
   EXPECT_NEAR(r.mean_weight, 0.5, 1e-12);
   ASSERT_FALSE(r.warnings.empty());
   EXPECT_NE(r.warnings.front().find("probability 0"), std::string::npos) << r.warnings.front();
 
   for (auto& d : log.decisions) d.probabilities = {0.0005, 0.9995};
-  r = fp::evaluate_off_policy(log, model, uniform, o);
+  r = t.evaluate();
   EXPECT_EQ(r.near_zero_propensities, 40);
   EXPECT_NEAR(r.min_propensity, 0.0005, 1e-15);
   EXPECT_NEAR(r.max_weight, 1000.0, 1e-9);
@@ -241,30 +253,16 @@ TEST(OffPolicy, WarnsAboutNearZeroPropensitiesAndUnsupportedMass) {
 // became NaN and the low-ESS warning vanished exactly when it mattered; a subnormal
 // propensity made the weight infinite and every estimate NaN.
 TEST(OffPolicy, TinyPropensitiesKeepAFiniteEssAndItsWarning) {
-  std::vector<fp::LoggedDecision> ds;
-  for (int i = 0; i < 40; ++i) {
-    fp::LoggedDecision d;
-    d.event_id = "e" + std::to_string(i);
-    d.user_id = "u" + std::to_string(i % 8);
-    d.candidates = {0, 1};
-    d.probabilities = i == 0 ? std::vector<double>{1e-160, 1.0 - 1e-160} : std::vector<double>{0.5, 0.5};
-    d.chosen = 0;
-    d.reward = 1.0;
-    ds.push_back(d);
-  }
-  auto log = as_log(ds);
-  fp::DirectMethodModel model;
-  for (const auto& d : log.decisions) model.predictions.emplace_back(d.candidates.size(), 0.5);
-  fp::UniformTarget uniform;
-  fp::OpeOptions o;
-  o.bootstrap_resamples = 50;
-  const auto r = fp::evaluate_off_policy(log, model, uniform, o);
+  TwoMealLog t([](int i) {
+    return i == 0 ? std::vector<double>{1e-160, 1.0 - 1e-160} : std::vector<double>{0.5, 0.5};
+  });
+  const auto r = t.evaluate();
   ASSERT_TRUE(std::isfinite(r.ess)) << r.ess;
   EXPECT_NEAR(r.ess, 1.0, 1e-9);  // one weight of 5e159 outweighs the other 39 of 1
   EXPECT_TRUE(std::any_of(r.warnings.begin(), r.warnings.end(),
                           [](const std::string& w) { return w.find("effective sample size") != std::string::npos; }));
 
-  auto d = ds[0];
+  auto d = t.log.decisions[0];
   d.probabilities = {1e-310, 1.0 - 1e-310};
   EXPECT_THROW(fp::validate_decision(d, "memory"), fp::OpeInputError);
 }
