@@ -87,8 +87,20 @@ std::pair<env::UserProfile, advice::DayIntake> read_profile(const std::string& f
       else if (key == "eaten_protein_g")
         eaten.protein_g = v.as<double>();
       else if (key == "excluded") {
-        for (const auto& a : v) {
-          const auto name = a.as<std::string>();
+        // An allergy must never be dropped silently: one name alone ("excluded: peanuts") is
+        // a list of one, and anything but names is an error.
+        std::vector<std::string> names;
+        if (v.IsScalar()) {
+          names.push_back(v.as<std::string>());
+        } else if (v.IsSequence()) {
+          for (const auto& a : v) {
+            if (!a.IsScalar()) throw std::invalid_argument(where + "excluded: expected allergen names");
+            names.push_back(a.as<std::string>());
+          }
+        } else if (!v.IsNull()) {
+          throw std::invalid_argument(where + "excluded: expected an allergen name or a list of them");
+        }
+        for (const auto& name : names) {
           const auto allergen = env::parse_allergen(name);
           if (!allergen)
             throw std::invalid_argument(where + "excluded: '" + name + "' is not an allergen");

@@ -402,8 +402,9 @@ std::string to_yaml(const Config& config) {
       current = f.section;
       out += std::string(f.section) + ":\n";
     }
-    // Secrets are never shown: `config show` output ends up in logs and bug reports.
-    const bool secret = f.section == "server" && f.key == "admin_api_key";
+    // Secrets are never shown: `config show` output ends up in logs and bug reports. A
+    // database URL may carry a password (in several spellings), so it is hidden whole.
+    const bool secret = (f.section == "server" && f.key == "admin_api_key") || (f.section == "database" && f.key == "url");
     const std::string value = render(f.target);
     out += "  " + std::string(f.key) + ": " + (secret && value != "\"\"" ? "\"<set, hidden>\"" : value) + "\n";
   }

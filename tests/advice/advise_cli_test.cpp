@@ -61,6 +61,18 @@ TEST(AdviseCli, ProfileErrorsNameTheFileLineAndField) {
   EXPECT_NE(r.output.find("weigth_kg: unknown field"), std::string::npos) << r.output;
 }
 
+// Review, 2026-12-01: `excluded: milk` (one name, not a list) read as no allergy at all.
+TEST(AdviseCli, OneExcludedAllergenWithoutAListStillExcludes) {
+  const auto one = write_temp("one_allergen.yaml", "age: 40\nexcluded: milk\n");
+  auto r = run("advise --meal grilled_cheese_tomato_soup --user-profile " + one);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("not allowed for this profile"), std::string::npos) << r.output;
+  const auto mapping = write_temp("mapping_allergen.yaml", "age: 40\nexcluded: {milk: true}\n");
+  r = run("advise --meal grilled_cheese_tomato_soup --user-profile " + mapping);
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("excluded: expected an allergen name or a list of them"), std::string::npos) << r.output;
+}
+
 TEST(AdviseCli, ARefusedModelStillPrintsTemplateAdvice) {
   const auto garbage = write_temp("garbage.gguf", "not a model\n");
   const auto r =

@@ -49,6 +49,17 @@ TEST(ConfigLoad, ShippedFileLoadsAndMatchesDefaults) {
   EXPECT_EQ(fc::to_yaml(shipped), fc::to_yaml(fc::Config{}));
 }
 
+// Review, 2026-12-01: `config show` printed database.url, password included.
+TEST(ConfigLoad, ShowHidesTheDatabaseUrlAndTheAdminKey) {
+  fc::Config c;
+  c.database.url = "postgresql://app:s3cret@db/forkcast";
+  c.server.admin_api_key = "k3y";
+  const std::string shown = fc::to_yaml(c);
+  EXPECT_EQ(shown.find("s3cret"), std::string::npos) << shown;
+  EXPECT_EQ(shown.find("k3y"), std::string::npos) << shown;
+  EXPECT_NE(shown.find("url: \"<set, hidden>\""), std::string::npos) << shown;
+}
+
 TEST(ConfigValidation, OutOfRangeNamesKeyValueAndRange) {
   const auto msg = error_of([] { fc::load_string("server:\n  port: 70000\n", "f.yaml"); });
   EXPECT_EQ(msg, "f.yaml:2: server.port: 70000 is out of range 1..65535");
