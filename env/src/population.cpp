@@ -51,14 +51,18 @@ class Reader {
       if (fallback) return *fallback;
       fail(node_, key, "missing");
     }
+    return number_at(v, key, lo, hi);
+  }
+  // The number in `v`, named `field` in errors, within [lo, hi] (so never NaN or infinite).
+  double number_at(const YAML::Node& v, const std::string& field, double lo, double hi) const {
     double x = 0;
     try {
       x = v.as<double>();
     } catch (const YAML::Exception&) {
-      fail(v, key, "\"" + v.Scalar() + "\" is not a number");
+      fail(v, field, "\"" + v.Scalar() + "\" is not a number");
     }
     if (!(x >= lo && x <= hi)) {
-      fail(v, key, v.Scalar() + " is out of range " + std::to_string(lo) + ".." + std::to_string(hi));
+      fail(v, field, v.Scalar() + " is out of range " + std::to_string(lo) + ".." + std::to_string(hi));
     }
     return x;
   }
@@ -137,18 +141,26 @@ Archetype parse_archetype(const Reader& r) {
   }
   const auto taste = r.node()["taste"];
   if (!taste || !taste.IsMap()) r.fail(r.node(), "taste", "missing mapping {cuisines, tags, noise}");
+  // Affinities are logits of the choice model: a NaN or an infinity would silently turn every
+  // utility, acceptance and reward of the simulator into NaN.
+  const auto affinity = [&](const YAML::Node& v, const std::string& field, double lo, double hi) {
+    return r.number_at(v, field, lo, hi);
+  };
   if (const auto cuisines = taste["cuisines"]) {
-    for (const auto& kv : cuisines) a.cuisine_taste.emplace_back(kv.first.as<std::string>(), kv.second.as<double>());
+    for (const auto& kv : cuisines) {
+      const auto name = kv.first.as<std::string>();
+      a.cuisine_taste.emplace_back(name, affinity(kv.second, "taste.cuisines." + name, -5, 5));
+    }
   }
   if (const auto tags = taste["tags"]) {
     for (const auto& kv : tags) {
       const auto name = kv.first.as<std::string>();
       auto it = std::find(kTagNames.begin(), kTagNames.end(), name);
       if (it == kTagNames.end()) r.fail(kv.first, "taste.tags", "\"" + name + "\" is not a known tag");
-      a.tag_taste[static_cast<std::size_t>(it - kTagNames.begin())] = kv.second.as<double>();
+      a.tag_taste[static_cast<std::size_t>(it - kTagNames.begin())] = affinity(kv.second, "taste.tags." + name, -5, 5);
     }
   }
-  a.taste_noise = taste["noise"] ? taste["noise"].as<double>() : 0.3;
+  a.taste_noise = taste["noise"] ? affinity(taste["noise"], "taste.noise", 0, 5) : 0.3;
   return a;
 }
 

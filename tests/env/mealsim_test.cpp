@@ -250,4 +250,13 @@ TEST(Population, MalformedFilesNameLineAndField) {
   EXPECT_NE(population_error(base + "    activity: [light]\n    goal: lose\n    taste: {}\n    age2: 3\n")
                 .find("age2: unknown field"),
             std::string::npos);
+  // Review, 2026-12-01: taste values were read unchecked; NaN or an infinity made every
+  // utility and reward of the simulator NaN, and a negative noise is no standard deviation.
+  const std::string with_taste = base + "    activity: [light]\n    goal: lose\n    taste:\n";
+  EXPECT_NE(population_error(with_taste + "      cuisines: {italian: .nan}\n").find("taste.cuisines.italian: .nan is out of range"),
+            std::string::npos);
+  EXPECT_NE(population_error(with_taste + "      tags: {spicy: .inf}\n").find("taste.tags.spicy: .inf is out of range"),
+            std::string::npos);
+  EXPECT_NE(population_error(with_taste + "      noise: -0.3\n").find("taste.noise: -0.3 is out of range"),
+            std::string::npos);
 }
