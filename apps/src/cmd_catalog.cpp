@@ -109,9 +109,17 @@ void import_meals(const env::Catalog& catalog, const std::filesystem::path& dir,
   if (std::filesystem::exists(target)) {
     throw std::invalid_argument("import: " + target.string() + " already exists; rename the file to import it");
   }
-  // Copy then rename: the catalog never sees a half-written file.
-  const auto temporary = target_dir / (".importing-" + file.filename().string());
-  std::filesystem::copy_file(file, temporary, std::filesystem::copy_options::overwrite_existing);
+  // Copy then rename: the catalog never sees a half-written file. The temporary name does not
+  // end in .yaml (the catalog reads every *.yaml of meals.d), and it is removed if the copy
+  // fails half-way.
+  const auto temporary = target_dir / (".importing-" + file.filename().string() + ".tmp");
+  try {
+    std::filesystem::copy_file(file, temporary, std::filesystem::copy_options::overwrite_existing);
+  } catch (...) {
+    std::error_code ignored;
+    std::filesystem::remove(temporary, ignored);
+    throw;
+  }
   std::filesystem::rename(temporary, target);
   try {
     const auto merged = env::Catalog::load(dir);

@@ -74,7 +74,9 @@ std::vector<Field> fields_of(Config& c) {
       {"advice", "model_path", &c.advice.model_path},
       {"advice", "allow_unknown_model", &c.advice.allow_unknown_model},
       {"advice", "timeout_ms", &c.advice.timeout_ms, 1, 600'000},
-      {"advice", "max_new_tokens", &c.advice.max_new_tokens, 1, 4096},
+      // The engine's context holds 512 tokens, prompt (~150-200) and advice together: more
+      // than 256 new tokens would not fit, and every request would fall back to the template.
+      {"advice", "max_new_tokens", &c.advice.max_new_tokens, 1, 256},
       {"advice", "queue_capacity", &c.advice.queue_capacity, 1, 1'000'000},
       {"advice", "contexts", &c.advice.contexts, 1, 64},
       {"advice", "threads", &c.advice.threads, 1, 256},

@@ -63,6 +63,10 @@ TEST(ConfigLoad, ShowHidesTheDatabaseUrlAndTheAdminKey) {
 TEST(ConfigValidation, OutOfRangeNamesKeyValueAndRange) {
   const auto msg = error_of([] { fc::load_string("server:\n  port: 70000\n", "f.yaml"); });
   EXPECT_EQ(msg, "f.yaml:2: server.port: 70000 is out of range 1..65535");
+  // Review, 2026-12-01: more new tokens than the advice engine's context can hold made every
+  // request fall back to the template, silently.
+  EXPECT_EQ(error_of([] { fc::load_string("advice:\n  max_new_tokens: 600\n", "f.yaml"); }),
+            "f.yaml:2: advice.max_new_tokens: 600 is out of range 1..256");
 }
 
 TEST(ConfigValidation, WrongTypeIsReported) {
