@@ -26,20 +26,25 @@ const std::array<Lexicon, 13> kLexicons = {{
     {"milk",
      {"milk", "cheese", "butter", "cream", "yogurt", "yoghurt", "whey", "dairy", "parmesan",
       "mozzarella", "feta", "ricotta", "cheddar", "paneer", "ghee", "buttermilk", "queso",
-      "custard", "latte"}},
-    {"egg", {"egg", "omelet", "omelette", "mayonnaise", "mayo", "meringue", "frittata"}},
+      "custard", "latte", "pizza", "lasagna", "quesadilla", "gelato", "kefir", "alfredo",
+      "tzatziki", "raita", "lassi", "cheesy"}},
+    {"egg",
+     {"egg", "omelet", "omelette", "mayonnaise", "mayo", "meringue", "frittata", "eggnog",
+      "quiche", "aioli", "custard", "shakshuka", "carbonara", "eggy"}},
     {"fish",
      {"fish", "salmon", "tuna", "cod", "sardine", "anchovy", "anchovie", "trout", "mackerel",
       "tilapia", "halibut", "lox"}},
     {"shellfish",
      {"shellfish", "shrimp", "prawn", "crab", "lobster", "scallop", "clam", "mussel", "oyster"}},
     {"tree_nuts",
-     {"almond", "walnut", "cashew", "pecan", "pistachio", "hazelnut", "nut", "macadamia"}},
-    {"peanuts", {"peanut", "nut"}},
+     {"almond", "walnut", "cashew", "pecan", "pistachio", "hazelnut", "nut", "macadamia", "nutty"}},
+    {"peanuts", {"peanut", "nut", "nutty"}},
     {"gluten",
      {"wheat", "bread", "pasta", "gluten", "barley", "rye", "couscous", "bagel", "toast", "cracker",
-      "seitan", "spaghetti", "noodle", "flour", "biscuit", "muffin", "pancake", "waffle"}},
-    {"soy", {"soy", "tofu", "edamame", "tempeh", "miso", "soybean"}},
+      "seitan", "spaghetti", "noodle", "flour", "biscuit", "muffin", "pancake", "waffle",
+      "pita", "tortilla", "pizza", "ramen", "lasagna", "pretzel", "croissant", "naan", "udon",
+      "dumpling", "burrito", "quesadilla", "semolina", "bulgur", "panko", "crouton"}},
+    {"soy", {"soy", "soya", "tofu", "edamame", "tempeh", "miso", "soybean"}},
     {"sesame", {"sesame", "tahini"}},
     // Diet groups (not allergens): the diet decides which of these are excluded.
     {"meat",
@@ -76,6 +81,12 @@ void blank_name(std::string& text, const std::string& name) {
   }
 }
 
+// Words that contain a food's name but are not that food.
+constexpr std::array<std::string_view, 4> kNotTheFood = {"butternut", "buttercup", "eggplant", "buckwheat"};
+
+// The word is the food, its plural, or a compound of it: a name of 4 letters or more at
+// the word's start or end ("cornbread", "cheesecake", "creamy", "milkshake"). Conservative
+// on purpose: a false alarm only costs the template answer.
 bool word_matches(std::string_view word, std::string_view lex) {
   if (word == lex) return true;
   if (word.size() == lex.size() + 1 && word.back() == 's' && word.substr(0, lex.size()) == lex)
@@ -83,6 +94,9 @@ bool word_matches(std::string_view word, std::string_view lex) {
   if (word.size() == lex.size() + 2 && word.substr(lex.size()) == "es" &&
       word.substr(0, lex.size()) == lex) {
     return true;
+  }
+  if (lex.size() >= 4 && word.size() > lex.size() && (word.starts_with(lex) || word.ends_with(lex))) {
+    return std::find(kNotTheFood.begin(), kNotTheFood.end(), word) == kNotTheFood.end();
   }
   return false;
 }
@@ -156,14 +170,25 @@ GroundingResult check_grounding(std::string_view text, const AdviceFacts& f,
     }
     std::size_t j = i;
     while (j < lower.size() && is_digit(lower[j])) ++j;
+    std::string token = lower.substr(i, j - i);
+    // Thousands separators: "2,000" is the number 2000, not 2 and 000 (each of which might
+    // match some fact on its own).
+    while (j + 3 < lower.size() && lower[j] == ',' && is_digit(lower[j + 1]) && is_digit(lower[j + 2]) &&
+           is_digit(lower[j + 3]) && (j + 4 == lower.size() || !is_digit(lower[j + 4]))) {
+      token.append(lower, j + 1, 3);
+      j += 4;
+    }
     std::size_t end = j;
     bool decimal = false;
     if (j + 1 < lower.size() && lower[j] == '.' && is_digit(lower[j + 1])) {
       decimal = true;
       end = j + 1;
       while (end < lower.size() && is_digit(lower[end])) ++end;
+      token.append(lower, j, end - j);
     }
-    const std::string token = lower.substr(i, end - i);
+    // A group like "000" or "05" is part of a number written some other way ("2 000").
+    if (token.size() > 1 && token[0] == '0' && token[1] != '.')
+      return {GroundingRule::unknown_number, "number " + token + " is written with a leading zero"};
     if (token.size() > 9)
       return {GroundingRule::unknown_number, "number " + token + " matches no fact"};
     const double value = std::stod(token);
