@@ -635,13 +635,33 @@ DqnModel load_dqn_model(const std::filesystem::path& path) {
   const auto c = load_safetensors(path);
   const std::string where = path.string();
   const auto& format = c.metadata_at("format", where);
-  std::vector<int> sizes;
+  std::vector<std::int64_t> declared;
   try {
-    sizes = nlohmann::json::parse(c.metadata_at("layer_sizes", where)).get<std::vector<int>>();
+    declared = nlohmann::json::parse(c.metadata_at("layer_sizes", where)).get<std::vector<std::int64_t>>();
   } catch (const nlohmann::json::exception& ex) {
     throw CheckpointError(where, std::string("metadata \"layer_sizes\" is not a list of sizes: ") + ex.what());
   }
-  if (sizes.size() < 2) throw CheckpointError(where, "metadata \"layer_sizes\" needs at least two entries");
+  if (declared.size() < 2) throw CheckpointError(where, "metadata \"layer_sizes\" needs at least two entries");
+  // The network is allocated from this metadata before any tensor is read: sizes must be
+  // plausible and the file must hold at least as many floats as the network has
+  // parameters, or a 300-byte file could ask for gigabytes.
+  constexpr std::int64_t kMaxLayerWidth = 65'536;
+  std::vector<int> sizes;
+  std::int64_t parameters = 0;
+  for (std::size_t l = 0; l < declared.size(); ++l) {
+    if (declared[l] < 1 || declared[l] > kMaxLayerWidth) {
+      throw CheckpointError(where, "metadata \"layer_sizes\" entry " + std::to_string(declared[l]) + " is outside 1.." +
+                                       std::to_string(kMaxLayerWidth));
+    }
+    sizes.push_back(static_cast<int>(declared[l]));
+    if (l > 0) parameters += (declared[l - 1] + 1) * declared[l];
+  }
+  std::int64_t floats_in_file = 0;
+  for (const auto& t : c.tensors) floats_in_file += static_cast<std::int64_t>(t.data.size() / sizeof(float));
+  if (parameters > floats_in_file) {
+    throw CheckpointError(where, "metadata \"layer_sizes\" describes " + std::to_string(parameters) +
+                                     " parameters but the file holds " + std::to_string(floats_in_file) + " floats");
+  }
   DqnModel model;
   model.env = c.metadata_at("env", where);
   model.env_spec = c.metadata_at("env_spec", where);

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <tuple>
 
 #include "forkcast/agent/nn.hpp"
 #include "forkcast/policy/checkpoint.hpp"
@@ -137,6 +138,35 @@ TEST(DqnModelFile, CorruptOrForeignFilesAreRefusedByName) {
   other.env = "mealsim";
   other.resume_from = r.checkpoint;
   EXPECT_THROW(fp::train_dqn(other), fp::CheckpointError);
+}
+
+// Review, 2026-12-01: the network was allocated from the file's metadata before any tensor
+// was read, so a few hundred bytes declaring a 100 000 000-wide layer asked for ~37 GB.
+TEST(DqnModelFile, LayerSizesMustBePlausibleAndBackedByTheFile) {
+  const auto dir = fresh_dir("huge_metadata");
+  std::filesystem::create_directories(dir);
+  const auto write = [&](const std::string& name, const std::string& layer_sizes) {
+    fp::Checkpoint c;
+    c.metadata = {{"format", "forkcast.dqn-model.v1"}, {"layer_sizes", layer_sizes}, {"env", "cartpole"},
+                  {"env_spec", "CartPole-v1"}};
+    const std::vector<float> few(6, 0.0F);
+    c.tensors.push_back(fp::Tensor::from_span<float>("0.weight", {2, 3}, few));
+    const auto path = dir / name;
+    fp::save_safetensors(path, c);
+    return path;
+  };
+  for (const auto& [name, sizes, expected] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"wide.safetensors", "[4, 100000000, 2]", "outside 1..65536"},
+           {"negative.safetensors", "[4, -3, 2]", "outside 1..65536"},
+           {"unbacked.safetensors", "[4, 4096, 2]", "parameters but the file holds 6 floats"}}) {
+    try {
+      fp::load_dqn_model(write(name, sizes));
+      FAIL() << name << " loaded";
+    } catch (const fp::CheckpointError& e) {
+      EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << name << ": " << e.what();
+    }
+  }
 }
 
 // One MealSim run serves three checks: learning (the DQN beats the tabular agent), zero
