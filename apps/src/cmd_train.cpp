@@ -109,7 +109,7 @@ void run_train(const GlobalOptions& global, TrainCli& cli, CLI::App& sub) {
   if (sub.count("--eps-max") == 0) o.epsilon_max = cfg.exploration.epsilon_max;
   if (sub.count("--eps-min") == 0) o.epsilon_min = cfg.exploration.epsilon_min;
   if (sub.count("--eps-decay") == 0) o.epsilon_decay = cfg.exploration.decay;
-  if (cfg.exploration.schedule != "exponential") {
+  if (cli.agent == "tabular" && cfg.exploration.schedule != "exponential") {  // the DQN decays linearly over --exploration-fraction
     throw std::invalid_argument("exploration.schedule: \"" + cfg.exploration.schedule +
                                 "\" is not supported by the tabular agent (episodes use the exponential schedule)");
   }
