@@ -149,4 +149,32 @@ void ReplayBuffer::restore_state(const State& s) {
   max_priority_ = s.max_priority;
 }
 
+void ReplayBuffer::check_contents(int action_bound) const {
+  const auto bad = [](const std::string& what) { throw std::invalid_argument("replay: " + what); };
+  if (size_ < spec_.capacity && next_ != size_) {
+    bad("next row " + std::to_string(next_) + " must equal the size " + std::to_string(size_) +
+        " while the ring is not full");
+  }
+  for (std::size_t row = 0; row < size_; ++row) {
+    const auto where = "row " + std::to_string(row) + ": ";
+    if (actions_[row] < 0 || actions_[row] >= action_bound) {
+      bad(where + "action " + std::to_string(actions_[row]) + " is outside 0.." + std::to_string(action_bound - 1));
+    }
+    if (spec_.max_candidates == 0) continue;
+    const int count = next_count_[row];
+    if (count < 0 || count > spec_.max_candidates) {
+      bad(where + std::to_string(count) + " next candidates, outside 0.." + std::to_string(spec_.max_candidates));
+    }
+    for (int k = 0; k < count; ++k) {
+      const int item = next_candidates_(static_cast<Eigen::Index>(row), k);
+      if (item < 0 || item >= action_bound) {
+        bad(where + "next candidate " + std::to_string(item) + " is outside 0.." + std::to_string(action_bound - 1));
+      }
+    }
+  }
+  for (const double p : tree_) {
+    if (!(p >= 0.0 && std::isfinite(p))) bad("a priority of " + std::to_string(p) + " (must be finite and >= 0)");
+  }
+}
+
 }  // namespace forkcast::agent

@@ -353,6 +353,11 @@ DqnTrainResult run(Env& e, const DqnTrainOptions& o) {
     try {
       const auto rs = nlohmann::json::parse(c.metadata_at("replay_state", where));
       replay.restore_state({rs.at("size").get<std::size_t>(), rs.at("next").get<std::size_t>(), rs.at("max_priority").get<double>()});
+      try {
+        replay.check_contents(learner.action_bound());
+      } catch (const std::invalid_argument& ex) {
+        throw CheckpointError(where, ex.what());
+      }
       const auto best = nlohmann::json::parse(c.metadata_at("best", where));
       best_score = best.at("score").is_number() ? best.at("score").get<double>() : -std::numeric_limits<double>::infinity();
       best_step = best.at("step").get<std::int64_t>();

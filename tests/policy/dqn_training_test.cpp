@@ -138,6 +138,28 @@ TEST(DqnModelFile, CorruptOrForeignFilesAreRefusedByName) {
   other.env = "mealsim";
   other.resume_from = r.checkpoint;
   EXPECT_THROW(fp::train_dqn(other), fp::CheckpointError);
+
+  // Review, 2026-12-01: the replay's stored indices were trusted on resume, and training
+  // then read and wrote out of bounds. A checkpoint whose first stored action is 7 (CartPole
+  // has 2) is refused by name.
+  auto crafted = fp::load_safetensors(r.checkpoint);
+  for (auto& t : crafted.tensors) {
+    if (t.name != "replay.actions") continue;
+    auto actions = t.as<std::int32_t>();
+    actions[0] = 7;
+    t = fp::Tensor::from_span<std::int32_t>(t.name, t.shape, actions);
+  }
+  const auto crafted_path = o.run_dir / "crafted.safetensors";
+  fp::save_safetensors(crafted_path, crafted);
+  auto resume = o;
+  resume.run_dir = fresh_dir("crafted_resume");
+  resume.resume_from = crafted_path;
+  try {
+    fp::train_dqn(resume);
+    FAIL() << "a checkpoint with an impossible action resumed";
+  } catch (const fp::CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("action 7 is outside 0..1"), std::string::npos) << e.what();
+  }
 }
 
 // Review, 2026-12-01: the network was allocated from the file's metadata before any tensor

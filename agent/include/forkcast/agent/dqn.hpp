@@ -76,6 +76,8 @@ class DqnLearner {
   DqnLearner(const DqnConfig& config, CandidateFeatures features, std::uint64_t seed);
 
   bool candidate_head() const noexcept { return num_actions_ == 0; }
+  // Actions (fixed head) or catalog items (candidate head) are in [0, action_bound()).
+  int action_bound() const noexcept { return candidate_head() ? features_.num_items : num_actions_; }
   const DqnConfig& config() const noexcept { return config_; }
 
   // Greedy action for one observation (fixed head), among allowed ones (empty = all).

@@ -76,6 +76,11 @@ class ReplayBuffer {
   };
   State state() const noexcept { return {size_, next_, max_priority_}; }
   void restore_state(const State& s);
+  // After restoring storage from a file: every stored row's action and next candidates lie
+  // in [0, action_bound) with at most max_candidates of them, priorities are finite and
+  // >= 0, and a ring that is not full ends at `size`. Throws std::invalid_argument naming
+  // the first row that does not (indices are used unchecked when sampling and training).
+  void check_contents(int action_bound) const;
   RowMatrix& observations() noexcept { return observations_; }
   RowMatrix& next_observations() noexcept { return next_observations_; }
   std::vector<std::int32_t>& actions() noexcept { return actions_; }
