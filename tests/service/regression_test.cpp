@@ -29,10 +29,24 @@ class ServiceRegression : public ::testing::Test {
     o.url = forkcast::db::testing::shared_instance().url();
     o.pool_size = 4;
     database_ = std::make_unique<forkcast::db::Database>(o);
+    app_ = another_process();
+  }
+  // An Application on the same database with an empty cache: another process, or this one
+  // after a restart.
+  std::unique_ptr<Application> another_process() {
     forkcast::service::ApplicationOptions options;
     options.config = config_;
     options.default_model = st::serving_model();
-    app_ = std::make_unique<Application>(options, st::catalog(), *database_);
+    return std::make_unique<Application>(options, st::catalog(), *database_);
+  }
+  // POST /v1/recommendations for the user, as the router receives it.
+  static forkcast::service::Request recommendation_request(const std::string& id, const std::string& token) {
+    forkcast::service::Request request{verb::post, "/v1/recommendations", 11};
+    request.set(boost::beast::http::field::authorization, "Bearer " + token);
+    request.set(boost::beast::http::field::content_type, "application/json");
+    request.body() = json{{"user_id", id}}.dump();
+    request.prepare_payload();
+    return request;
   }
   std::pair<std::string, std::string> new_user() {
     const auto r = st::call_json(*app_, verb::post, "/v1/users", st::profile_body());
@@ -192,15 +206,9 @@ TEST_F(ServiceRegression, TheUserCacheIsBoundedAndAnEvictedUserComesBackIntact) 
 // worker's pass loads the user; afterwards the I/O pass answers from memory.
 TEST_F(ServiceRegression, ACacheMissIsServedFromTheWorkerPoolNotAnIoThread) {
   const auto [id, token] = new_user();
-  forkcast::service::ApplicationOptions options;
-  options.config = config_;
-  options.default_model = st::serving_model();
-  Application fresh(options, st::catalog(), *database_);  // another process's empty cache
-  forkcast::service::Request request{verb::post, "/v1/recommendations", 11};
-  request.set(boost::beast::http::field::authorization, "Bearer " + token);
-  request.set(boost::beast::http::field::content_type, "application/json");
-  request.body() = json{{"user_id", id}}.dump();
-  request.prepare_payload();
+  const auto other = another_process();  // its cache is empty
+  Application& fresh = *other;
+  const auto request = recommendation_request(id, token);
   forkcast::service::RequestContext context{"rerun-1", "127.0.0.1"};
 
   forkcast::service::Rerun io_pass;
@@ -224,11 +232,7 @@ TEST_F(ServiceRegression, ACacheMissIsServedFromTheWorkerPoolNotAnIoThread) {
 // every connection of that thread. Now the I/O pass asks for a rerun on the worker pool.
 TEST_F(ServiceRegression, ARecommendationNeverWaitsForABusyUserOnAnIoThread) {
   const auto [id, token] = new_user();
-  forkcast::service::Request request{verb::post, "/v1/recommendations", 11};
-  request.set(boost::beast::http::field::authorization, "Bearer " + token);
-  request.set(boost::beast::http::field::content_type, "application/json");
-  request.body() = json{{"user_id", id}}.dump();
-  request.prepare_payload();
+  const auto request = recommendation_request(id, token);
   forkcast::service::RequestContext context{"busy-1", "127.0.0.1"};
   const auto session = app_->users().find(id);
   ASSERT_TRUE(session);
@@ -305,11 +309,8 @@ TEST_F(ServiceRegression, TheExplorationClockSurvivesARestart) {
   }
   auto& log = app_->decision_log();
   ASSERT_TRUE(log.wait_stored(log.last_enqueued(), std::chrono::steady_clock::now() + std::chrono::seconds(10)));
-  forkcast::service::ApplicationOptions options;
-  options.config = config_;
-  options.default_model = st::serving_model();
-  Application restarted(options, st::catalog(), *database_);  // an empty cache
-  const auto state = st::call(restarted, verb::get, "/v1/users/" + id + "/state", "", token);
+  const auto restarted = another_process();
+  const auto state = st::call(*restarted, verb::get, "/v1/users/" + id + "/state", "", token);
   ASSERT_EQ(state.status, 200u) << state.text;
   EXPECT_EQ(state.body.at("recommendations_served").get<int>(), 3);
 }
@@ -351,12 +352,9 @@ TEST_F(ServiceRegression, AnEventCountsItsMealOnceAcrossAnswersAndRestarts) {
     const double meal_kcal = rec.body.at("meals").at(0).at("nutrition").at("kcal");
     answer(*app_, rec.body, "accepted", token);
     EXPECT_NEAR(today_kcal(*app_, id, token), meal_kcal, 1.0);
-    forkcast::service::ApplicationOptions options;
-    options.config = config_;
-    options.default_model = st::serving_model();
-    Application restarted(options, st::catalog(), *database_);
-    answer(restarted, rec.body, "eaten", token);
-    EXPECT_NEAR(today_kcal(restarted, id, token), meal_kcal, 1.0);
+    const auto restarted = another_process();
+    answer(*restarted, rec.body, "eaten", token);
+    EXPECT_NEAR(today_kcal(*restarted, id, token), meal_kcal, 1.0);
   }
 }
 
