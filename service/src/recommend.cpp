@@ -44,6 +44,16 @@ struct Scratch {
   }
 };
 
+// Waits, up to the database checkout timeout, until the decision log has stored every
+// decision through `sequence` (0: nothing to wait for); DatabaseUnavailable (503, retry)
+// if it has not by then.
+void await_stored_decisions(Application& app, std::uint64_t sequence, const char* not_stored) {
+  if (sequence == 0) return;
+  const auto deadline =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(app.config().database.checkout_timeout_ms);
+  if (!app.decision_log().wait_stored(sequence, deadline)) throw db::DatabaseUnavailable(not_stored);
+}
+
 double serving_epsilon(const config::ExplorationConfig& c, std::int64_t decisions) {
   return policy::epsilon_exponential(c.serving_epsilon_max, std::min(c.serving_epsilon_min, c.serving_epsilon_max),
                                      c.serving_decay, decisions);
@@ -325,10 +335,7 @@ Response handle_feedback(Application& app, const Request& request, Call& call) {
       // once everything queued before now is stored.
       const std::uint64_t queued_through = app.decision_log().last_enqueued();
       if (queued_through > 0) {
-        if (!app.decision_log().wait_stored(queued_through, std::chrono::steady_clock::now() +
-                                                                std::chrono::milliseconds(app.config().database.checkout_timeout_ms))) {
-          throw db::DatabaseUnavailable("decisions queued before this feedback are not stored yet");
-        }
+        await_stored_decisions(app, queued_through, "decisions queued before this feedback are not stored yet");
         stored = app.database().decisions().find(event_id);
       }
     }
@@ -343,11 +350,7 @@ Response handle_feedback(Application& app, const Request& request, Call& call) {
                       "meal_id");
   }
   // The feedback row references the decision: wait until the decision log stored it.
-  if (log_sequence > 0 &&
-      !app.decision_log().wait_stored(log_sequence, std::chrono::steady_clock::now() +
-                                                         std::chrono::milliseconds(app.config().database.checkout_timeout_ms))) {
-    throw db::DatabaseUnavailable("the decision of this event is not stored yet");
-  }
+  await_stored_decisions(app, log_sequence, "the decision of this event is not stored yet");
   const db::Outcome outcome = db::outcome_from_name(*outcome_name);
   const bool ate = outcome == db::Outcome::accepted || outcome == db::Outcome::eaten;
   db::NewFeedback feedback;
@@ -413,11 +416,7 @@ Response handle_log_meal(Application& app, const Request& request, Call& call) {
       throw ApiError(http::status::not_found, "not_found", "no recommendation event " + event_id->substr(0, 64), "event_id");
     }
     // The entry references the decision: wait until the decision log stored it.
-    if (log_sequence > 0 &&
-        !app.decision_log().wait_stored(log_sequence, std::chrono::steady_clock::now() +
-                                                          std::chrono::milliseconds(app.config().database.checkout_timeout_ms))) {
-      throw db::DatabaseUnavailable("the decision of this event is not stored yet");
-    }
+    await_stored_decisions(app, log_sequence, "the decision of this event is not stored yet");
   }
   const db::Timestamp at = time ? parse_recent_time(*time, "time") : db::now_timestamp();
   const env::Slot slot = slot_name ? *env::parse_slot(*slot_name) : local_slot(at, offset);
