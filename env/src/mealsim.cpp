@@ -154,29 +154,49 @@ double MealSim::expected_reward(Action meal) const {
   return p * accept_value + (1.0 - p) * decline_value;
 }
 
-MealStep MealSim::step(Action meal) {
-  if (!started_) throw EnvUsageError("MealSim::step called before reset");
-  if (done_) throw EnvUsageError("MealSim::step called after the episode ended (step " + std::to_string(t_) + "); call reset");
+void MealSim::check_suggestion(Action meal, const char* caller) const {
+  if (!started_) throw EnvUsageError(std::string(caller) + " called before reset");
+  if (done_) throw EnvUsageError(std::string(caller) + " called after the episode ended (step " + std::to_string(t_) + "); call reset");
   if (meal < 0 || meal >= num_actions()) {
-    throw EnvUsageError("MealSim::step: action " + std::to_string(meal) + " is outside the catalog 0.." +
+    throw EnvUsageError(std::string(caller) + ": action " + std::to_string(meal) + " is outside the catalog 0.." +
                         std::to_string(num_actions() - 1));
   }
   const auto m = static_cast<std::size_t>(meal);
   if (!masks_[static_cast<std::size_t>(slot_)][m]) {
     const Meal& bad = catalog_->meals()[m];
-    throw EnvUsageError("MealSim::step: meal " + std::to_string(meal) + " (" + bad.id + ") is not allowed at " +
+    throw EnvUsageError(std::string(caller) + ": meal " + std::to_string(meal) + " (" + bad.id + ") is not allowed at " +
                         std::string(slot_name(slot())) + " for this user (slot " + std::string(slot_name(bad.slot)) +
                         ", allergens " + allergen_list(bad.allergens) + ")");
   }
+}
+
+MealStep MealSim::step(Action meal) {
+  check_suggestion(meal, "MealSim::step");
   std::uniform_real_distribution<double> unit(0.0, 1.0);
   // Always three draws per step, whatever happens, to keep streams aligned across policies.
   const double u_accept = unit(rng_), u_default = unit(rng_), u_churn = unit(rng_);
+  const bool accepted = u_accept < accept_probability(meal);
+  const auto& defaults = user_.taste.default_meals[static_cast<std::size_t>(slot_)];
+  const std::int32_t eaten = accepted ? meal : defaults[std::min<std::size_t>(2, static_cast<std::size_t>(u_default * 3.0))];
+  return transition(meal, accepted, eaten, u_churn);
+}
 
+MealStep MealSim::replay(Action meal, bool accepted, Action eaten) {
+  check_suggestion(meal, "MealSim::replay");
+  if (eaten < 0 || eaten >= num_actions() || (accepted && eaten != meal)) {
+    throw EnvUsageError("MealSim::replay: eaten meal " + std::to_string(eaten) + " is not " +
+                        (accepted ? "the accepted suggestion " + std::to_string(meal)
+                                  : "in the catalog 0.." + std::to_string(num_actions() - 1)));
+  }
+  return transition(meal, accepted, eaten, 2.0);  // u_churn above 1: the user stays
+}
+
+MealStep MealSim::transition(Action meal, bool accepted, std::int32_t eaten_meal, double u_churn) {
+  const auto m = static_cast<std::size_t>(meal);
   MealStep out;
   const Meal& offered = catalog_->meals()[m];
-  out.accepted = u_accept < accept_probability(meal);
-  const auto& defaults = user_.taste.default_meals[static_cast<std::size_t>(slot_)];
-  out.eaten = out.accepted ? meal : defaults[std::min<std::size_t>(2, static_cast<std::size_t>(u_default * 3.0))];
+  out.accepted = accepted;
+  out.eaten = eaten_meal;
 
   // Statistics of the suggestion.
   ++stats_.steps;

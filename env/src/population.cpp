@@ -209,6 +209,73 @@ double taste_of(const User& user, const Meal& meal) {
          user.taste.health_orientation * (meal.healthiness - 0.5) * 2.0;
 }
 
+namespace {
+
+// Density of U(r.lo, r.hi) at x (a point mass when the range is one value).
+double uniform_density(const Range& r, double x) {
+  constexpr double kSlack = 1e-9;
+  if (x < r.lo - kSlack || x > r.hi + kSlack) return 0.0;
+  return r.hi > r.lo ? 1.0 / (r.hi - r.lo) : 1.0;
+}
+
+}  // namespace
+
+double profile_likelihood(const Archetype& a, const UserProfile& p) {
+  if (p.goal != a.goal || p.diet != a.diet) return 0.0;
+  if (std::abs(p.sodium_limit_mg - a.sodium_limit_mg) > 1e-9 || std::abs(p.protein_g_per_kg - a.protein_g_per_kg) > 1e-9) {
+    return 0.0;
+  }
+  double l = p.sex == Sex::female ? a.female_p : 1.0 - a.female_p;
+  // Age is U(lo, hi) rounded: the share of the range that rounds to this age.
+  const double age_lo = std::max(a.age.lo, p.age - 0.5), age_hi = std::min(a.age.hi, p.age + 0.5);
+  l *= a.age.hi > a.age.lo ? std::max(0.0, age_hi - age_lo) / (a.age.hi - a.age.lo) : (std::lround(a.age.lo) == p.age ? 1.0 : 0.0);
+  const double shift = p.sex == Sex::male ? 6.0 : -6.0;
+  l *= uniform_density({a.height_cm.lo + shift, a.height_cm.hi + shift}, p.height_cm);
+  l *= uniform_density(a.weight_kg, p.weight_kg);
+  l *= uniform_density(a.budget_usd, p.budget_usd);
+  l *= uniform_density(a.cook_time_min, p.cook_time_min);
+  const auto activities = std::count(a.activities.begin(), a.activities.end(), p.activity);
+  l *= a.activities.empty() ? 0.0 : static_cast<double>(activities) / static_cast<double>(a.activities.size());
+  for (int i = 0; i < kNumAllergens; ++i) {
+    const double q = a.allergen_p[static_cast<std::size_t>(i)];
+    l *= ((p.excluded >> i) & 1U) ? q : 1.0 - q;
+  }
+  return l;
+}
+
+void draw_default_meals(const Catalog& catalog, User& user, std::mt19937_64& rng, std::string_view archetype_name) {
+  // Defaults: the user's habitual meals, ranked by taste minus health (people's own
+  // fallbacks lean towards comfort), with noise; the top three of each slot.
+  std::uniform_real_distribution<double> jitter(-0.5, 0.5);
+  // One pass over the catalog keeps the top three of each slot (no sort, no allocation).
+  constexpr double kNone = -1e300;
+  std::array<std::array<std::pair<double, std::int32_t>, 3>, kNumSlots> top;
+  for (auto& slot_top : top) slot_top.fill({kNone, -1});
+  for (std::size_t m = 0; m < catalog.size(); ++m) {
+    const Meal& meal = catalog.meals()[m];
+    if (!user.profile.allows(meal)) continue;
+    // Uniform noise: a log-free draw per meal keeps resets cheap (about a third of a reset
+    // went to normal draws here); the ranking only needs some personal variation.
+    const double score = taste_of(user, meal) - 0.8 * meal.healthiness + jitter(rng);
+    auto& slot_top = top[static_cast<std::size_t>(meal.slot)];
+    std::pair<double, std::int32_t> candidate{score, static_cast<std::int32_t>(m)};
+    for (auto& entry : slot_top) {
+      if (candidate.first > entry.first) std::swap(candidate, entry);
+    }
+  }
+  for (int s = 0; s < kNumSlots; ++s) {
+    const auto& slot_top = top[static_cast<std::size_t>(s)];
+    if (slot_top[0].second < 0) {
+      throw std::invalid_argument("archetype " + std::string(archetype_name) + ": no meal in slot " +
+                                  std::string(slot_name(static_cast<Slot>(s))) + " fits the sampled profile");
+    }
+    for (std::size_t k = 0; k < 3; ++k) {
+      // Fewer than three meals allowed: repeat the best one.
+      user.taste.default_meals[static_cast<std::size_t>(s)][k] = slot_top[k].second >= 0 ? slot_top[k].second : slot_top[0].second;
+    }
+  }
+}
+
 Population Population::load(const std::filesystem::path& path) {
   std::ifstream in(path);
   if (!in) throw std::invalid_argument(path.string() + ": cannot open file");
@@ -284,36 +351,7 @@ User Population::sample_archetype(const Catalog& catalog, int index, std::mt1993
   t.health_orientation = std::max(0.0, a.health_orientation + 0.5 * noise(rng));
   t.boredom_sensitivity = std::max(0.2, a.boredom_sensitivity * (1.0 + 0.5 * noise(rng)));
 
-  // Defaults: the user's habitual meals, ranked by taste minus health (people's own
-  // fallbacks lean towards comfort), with noise; the top three of each slot.
-  std::uniform_real_distribution<double> jitter(-0.5, 0.5);
-  // One pass over the catalog keeps the top three of each slot (no sort, no allocation).
-  constexpr double kNone = -1e300;
-  std::array<std::array<std::pair<double, std::int32_t>, 3>, kNumSlots> top;
-  for (auto& slot_top : top) slot_top.fill({kNone, -1});
-  for (std::size_t m = 0; m < catalog.size(); ++m) {
-    const Meal& meal = catalog.meals()[m];
-    if (!p.allows(meal)) continue;
-    // Uniform noise: a log-free draw per meal keeps resets cheap (about a third of a reset
-    // went to normal draws here); the ranking only needs some personal variation.
-    const double score = taste_of(user, meal) - 0.8 * meal.healthiness + jitter(rng);
-    auto& slot_top = top[static_cast<std::size_t>(meal.slot)];
-    std::pair<double, std::int32_t> candidate{score, static_cast<std::int32_t>(m)};
-    for (auto& entry : slot_top) {
-      if (candidate.first > entry.first) std::swap(candidate, entry);
-    }
-  }
-  for (int s = 0; s < kNumSlots; ++s) {
-    const auto& slot_top = top[static_cast<std::size_t>(s)];
-    if (slot_top[0].second < 0) {
-      throw std::invalid_argument("archetype " + a.name + ": no meal in slot " +
-                                  std::string(slot_name(static_cast<Slot>(s))) + " fits the sampled profile");
-    }
-    for (std::size_t k = 0; k < 3; ++k) {
-      // Fewer than three meals allowed: repeat the best one.
-      t.default_meals[static_cast<std::size_t>(s)][k] = slot_top[k].second >= 0 ? slot_top[k].second : slot_top[0].second;
-    }
-  }
+  draw_default_meals(catalog, user, rng, a.name);
   return user;
 }
 

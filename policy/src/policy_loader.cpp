@@ -7,6 +7,7 @@
 
 #include "forkcast/agent/mealsim_discretizer.hpp"
 #include "forkcast/agent/tabular_q.hpp"
+#include "forkcast/env/belief_policy.hpp"
 #include "forkcast/policy/tabular_training.hpp"
 
 namespace forkcast::policy {
@@ -114,7 +115,7 @@ CheckpointFormats builtin_checkpoint_formats() {
 }
 
 std::vector<std::string> builtin_policy_names() {
-  return {"random", "popularity", "myopic-oracle", "planning-oracle"};
+  return {"random", "popularity", "myopic-oracle", "planning-oracle", "belief-myopic", "belief-planner"};
 }
 
 LoadedPolicy load_meal_policy(std::string_view spec, const PolicyLoadContext& context, const CheckpointFormats& formats) {
@@ -143,6 +144,14 @@ LoadedPolicy load_meal_policy(std::string_view spec, const PolicyLoadContext& co
     p.policy = std::make_unique<env::PlanningOraclePolicy>();
     p.reads_hidden_state = true;
     p.description = "knows the hidden taste; also values the rest of the day, satisfaction and boredom (a bound)";
+  } else if (spec == "belief-myopic" || spec == "belief-planner") {
+    env::BeliefOptions belief;
+    belief.plan = spec == "belief-planner";
+    p.policy = std::make_unique<env::BeliefPolicy>(*context.population, belief);
+    p.description = std::string(belief.plan ? "the planning oracle's" : "the myopic oracle's") +
+                    " rule on a belief over the hidden taste (" + std::to_string(belief.particles) +
+                    " simulated users filtered by the week's answers; reads no hidden state)";
+    p.ope_unavailable = "replays each week's history through its belief; logs hold single decisions";
   }
   if (p.policy) {
     p.label = std::string(spec);

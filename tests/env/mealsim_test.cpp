@@ -7,21 +7,14 @@
 #include <fstream>
 
 #include "forkcast/env/baselines.hpp"
+#include "shipped_world.hpp"
 
 namespace fe = forkcast::env;
 
 namespace {
 
-const std::filesystem::path kData = FORKCAST_SOURCE_DIR "/data";
-
-const fe::Catalog& catalog() {
-  static const fe::Catalog c = fe::Catalog::load(kData);
-  return c;
-}
-const fe::Population& population() {
-  static const fe::Population p = fe::Population::load(kData / "population.yaml");
-  return p;
-}
+const fe::Catalog& catalog() { return forkcast::test::shipped_catalog(); }
+const fe::Population& population() { return forkcast::test::shipped_population(); }
 
 struct Trace {
   std::vector<fe::Action> actions;

@@ -136,6 +136,12 @@ class MealSim {
   // Suggests meal `meal` (catalog index). Throws EnvUsageError if the meal is outside the
   // catalog or not allowed now, before the first reset, or after the episode ended.
   MealStep step(Action meal);
+  // Applies a suggestion whose outcome is already known — the user accepted `meal`, or
+  // declined and ate `eaten` — with step()'s transition and no random draw; the user never
+  // churns. For policies that keep a belief over hidden users as simulators of candidate
+  // users and follow the real user's observed history (BeliefPolicy). Throws
+  // EnvUsageError like step(), and when an accepted `eaten` is not `meal`.
+  MealStep replay(Action meal, bool accepted, Action eaten);
 
   std::span<const float> observation() const noexcept { return observation_; }
   // 1 where a meal may be suggested now (this slot, safe for the user), else 0.
@@ -178,6 +184,8 @@ class MealSim {
 
  private:
   double utility(const Meal& meal) const;
+  void check_suggestion(Action meal, const char* caller) const;
+  MealStep transition(Action meal, bool accepted, std::int32_t eaten_meal, double u_churn);
   double desired_kcal() const;
   void start_week();
   void write_observation();

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <random>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "forkcast/env/catalog.hpp"
@@ -109,8 +110,22 @@ class Population {
   std::vector<double> cumulative_share_;
 };
 
+// Probability (density for the continuous fields) that `archetype` generates `profile`
+// as sample_archetype draws it: sex, age, height, weight, activity, goal, diet, allergen
+// exclusions, budget, cook time, sodium limit and protein per kg. 0 when the profile is
+// outside what the archetype can draw. Times the archetype's share, it is the posterior
+// weight of the archetype given the profile (what an app may know of a new user).
+double profile_likelihood(const Archetype& archetype, const UserProfile& profile);
+
 // Taste of `meal` for `user`: cuisine affinity + mean tag affinity + health orientation
 // x (healthiness - 0.5) x 2. Shared by the simulator and the oracle baselines.
 double taste_of(const User& user, const Meal& meal);
+
+// Draws the user's default meals (what they eat when they decline) from their taste and
+// profile: per slot, the three allowed meals ranking highest by taste - 0.8 x healthiness
+// + U(-0.5, 0.5). Population::sample_archetype ends with it; a belief over a user's taste
+// (BeliefPolicy) calls it for hypothetical users. Throws std::invalid_argument, naming
+// the archetype, when a slot has no allowed meal.
+void draw_default_meals(const Catalog& catalog, User& user, std::mt19937_64& rng, std::string_view archetype_name);
 
 }  // namespace forkcast::env
