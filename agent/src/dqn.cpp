@@ -43,16 +43,17 @@ void DqnLearner::reset_latent_from_online() {
   target_.copy_parameters_from(online_);
 }
 
-void CandidateFeatures::write_row(std::span<const float> observation, int item, float recency, float* row) const {
+void CandidateFeatures::write_row(std::span<const float> observation, int item, const float* extras, float* row) const {
   std::copy(observation.begin(), observation.begin() + observation_size, row);
   const float* features = static_features + static_cast<std::size_t>(item) * static_cast<std::size_t>(static_size);
   std::copy(features, features + static_size, row + observation_size);
-  dynamic(observation, item, recency, row + observation_size + static_size);
+  dynamic(observation, item, extras, row + observation_size + static_size);
 }
 
 DqnLearner::DqnLearner(const DqnConfig& config, CandidateFeatures features, std::uint64_t seed)
     : DqnLearner(config, features.input_size(), 0, seed) {
   if (features.observation_size <= 0 || features.static_size < 0 || features.dynamic_size < 0 || features.num_items <= 0 ||
+      features.extra_size < 1 ||
       (features.static_size > 0 && features.static_features == nullptr) || !features.dynamic) {
     throw std::invalid_argument("CandidateFeatures: sizes must be positive, with a static table and a dynamic function");
   }
@@ -116,7 +117,7 @@ void DqnLearner::score_rows(const nn::Mlp<float>& net, const nn::Matrix<float>& 
 }
 
 void DqnLearner::score_candidates(std::span<const float> observation, std::span<const std::int16_t> candidates,
-                                  std::span<const float> recency, std::span<float> scores) {
+                                  std::span<const float> extras, std::span<float> scores) {
   const auto n = candidates.size();
   states_.resize(1, features_.observation_size);
   std::copy(observation.begin(), observation.begin() + features_.observation_size, states_.data());
@@ -125,7 +126,8 @@ void DqnLearner::score_candidates(std::span<const float> observation, std::span<
   if (dynamic_.rows() < static_cast<Eigen::Index>(n)) dynamic_.resize(static_cast<Eigen::Index>(n), features_.dynamic_size);
   for (std::size_t c = 0; c < n; ++c) {
     row_item_[c] = candidates[c];
-    features_.dynamic(observation, candidates[c], recency[c], dynamic_.row(static_cast<Eigen::Index>(c)).data());
+    features_.dynamic(observation, candidates[c], extras.data() + c * static_cast<std::size_t>(features_.extra_size),
+                      dynamic_.row(static_cast<Eigen::Index>(c)).data());
   }
   score_rows(online_, states_, act_out_);
   for (std::size_t c = 0; c < n; ++c) scores[c] = act_out_(static_cast<Eigen::Index>(c), 0);
@@ -174,12 +176,13 @@ void DqnLearner::compute_targets_candidates(const ReplayBuffer& replay) {
       std::copy(next.begin(), next.begin() + features_.observation_size, states_.row(static_cast<Eigen::Index>(i)).data());
       if (segment_begin_[i + 1] == segment_begin_[i]) continue;
       const auto candidates = replay.next_candidates(row);
-      const auto recency = replay.next_recency(row);
+      const auto extras = replay.next_extras(row);
       for (std::size_t c = 0; c < candidates.size(); ++c) {
         const std::size_t r = segment_begin_[i] + c;
         row_state_[r] = static_cast<int>(i);
         row_item_[r] = candidates[c];
-        features_.dynamic(next, candidates[c], recency[c], dynamic_.row(static_cast<Eigen::Index>(r)).data());
+        features_.dynamic(next, candidates[c], extras.data() + c * static_cast<std::size_t>(features_.extra_size),
+                          dynamic_.row(static_cast<Eigen::Index>(r)).data());
       }
     }
     score_rows(target_, states_, next_target_);
@@ -209,7 +212,7 @@ float DqnLearner::update(ReplayBuffer& replay, std::mt19937_64& rng) {
     const std::size_t row = batch_.indices[i];
     float* dst = inputs_.row(static_cast<Eigen::Index>(i)).data();
     if (candidate_head()) {
-      features_.write_row(replay.observation(row), replay.action(row), replay.action_recency(row), dst);
+      features_.write_row(replay.observation(row), replay.action(row), replay.action_extras(row).data(), dst);
     } else {
       const auto obs = replay.observation(row);
       std::copy(obs.begin(), obs.end(), dst);

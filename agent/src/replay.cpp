@@ -15,16 +15,20 @@ ReplayBuffer::ReplayBuffer(const ReplaySpec& spec) : spec_(spec) {
   if (spec.max_candidates < 0 || spec.max_candidates > 32767) {
     throw std::invalid_argument("replay max_candidates: " + std::to_string(spec.max_candidates) + " is out of range 0..32767");
   }
+  if (spec.candidate_extras < 1 || spec.candidate_extras > 64) {
+    throw std::invalid_argument("replay candidate_extras: " + std::to_string(spec.candidate_extras) + " is out of range 1..64");
+  }
   const auto n = static_cast<Eigen::Index>(spec.capacity);
   observations_.setZero(n, spec.observation_size);
   next_observations_.setZero(n, spec.observation_size);
   actions_.assign(spec.capacity, 0);
-  action_recency_.assign(spec.capacity, 0.0F);
+  const auto extras = static_cast<std::size_t>(spec.candidate_extras);
+  action_extras_.assign(spec.max_candidates > 0 ? spec.capacity * extras : spec.capacity, 0.0F);
   rewards_.assign(spec.capacity, 0.0F);
   discounts_.assign(spec.capacity, 0.0F);
   if (spec.max_candidates > 0) {
     next_candidates_.setZero(n, spec.max_candidates);
-    next_recency_.setZero(n, spec.max_candidates);
+    next_extras_.setZero(n, spec.max_candidates * spec.candidate_extras);
     next_count_.assign(spec.capacity, 0);
   }
   if (spec.prioritized) {
@@ -34,30 +38,35 @@ ReplayBuffer::ReplayBuffer(const ReplaySpec& spec) : spec_(spec) {
   }
 }
 
-void ReplayBuffer::add(std::span<const float> observation, std::int32_t action, float action_recency, float reward,
-                       float discount, std::span<const float> next_observation,
-                       std::span<const std::int16_t> next_candidates, std::span<const float> next_recency) {
+void ReplayBuffer::add(std::span<const float> observation, std::int32_t action, std::span<const float> action_extras,
+                       float reward, float discount, std::span<const float> next_observation,
+                       std::span<const std::int16_t> next_candidates, std::span<const float> next_extras) {
   const auto width = static_cast<std::size_t>(spec_.observation_size);
   if (observation.size() != width || next_observation.size() != width) {
     throw std::invalid_argument("replay add: observation sizes " + std::to_string(observation.size()) + " and " +
                                 std::to_string(next_observation.size()) + ", expected " + std::to_string(width));
   }
+  const auto extras = static_cast<std::size_t>(spec_.candidate_extras);
+  if (spec_.max_candidates > 0) {
+    if (next_candidates.size() * extras != next_extras.size() ||
+        next_candidates.size() > static_cast<std::size_t>(spec_.max_candidates) || action_extras.size() != extras) {
+      throw std::invalid_argument("replay add: " + std::to_string(next_candidates.size()) + " next candidates with " +
+                                  std::to_string(next_extras.size()) + " extras and " +
+                                  std::to_string(action_extras.size()) + " for the action (at most " +
+                                  std::to_string(spec_.max_candidates) + " candidates, " + std::to_string(extras) +
+                                  " extras each)");
+    }
+  }
   const std::size_t row = next_;
-  std::copy(observation.begin(), observation.end(), observations_.row(static_cast<Eigen::Index>(row)).data());
-  std::copy(next_observation.begin(), next_observation.end(), next_observations_.row(static_cast<Eigen::Index>(row)).data());
   actions_[row] = action;
-  action_recency_[row] = action_recency;
   rewards_[row] = reward;
   discounts_[row] = discount;
+  std::copy(observation.begin(), observation.end(), observations_.row(static_cast<Eigen::Index>(row)).data());
+  std::copy(next_observation.begin(), next_observation.end(), next_observations_.row(static_cast<Eigen::Index>(row)).data());
   if (spec_.max_candidates > 0) {
-    if (next_candidates.size() != next_recency.size() ||
-        next_candidates.size() > static_cast<std::size_t>(spec_.max_candidates)) {
-      throw std::invalid_argument("replay add: " + std::to_string(next_candidates.size()) + " next candidates and " +
-                                  std::to_string(next_recency.size()) + " recencies (at most " +
-                                  std::to_string(spec_.max_candidates) + ", equal lengths)");
-    }
+    std::copy(action_extras.begin(), action_extras.end(), action_extras_.begin() + static_cast<std::ptrdiff_t>(row * extras));
     std::copy(next_candidates.begin(), next_candidates.end(), next_candidates_.row(static_cast<Eigen::Index>(row)).data());
-    std::copy(next_recency.begin(), next_recency.end(), next_recency_.row(static_cast<Eigen::Index>(row)).data());
+    std::copy(next_extras.begin(), next_extras.end(), next_extras_.row(static_cast<Eigen::Index>(row)).data());
     next_count_[row] = static_cast<std::int16_t>(next_candidates.size());
   }
   // New transitions get the largest priority seen, so each is replayed at least once soon.
@@ -134,9 +143,16 @@ std::span<const std::int16_t> ReplayBuffer::next_candidates(std::size_t row) con
   return {next_candidates_.row(static_cast<Eigen::Index>(row)).data(), static_cast<std::size_t>(next_count_[row])};
 }
 
-std::span<const float> ReplayBuffer::next_recency(std::size_t row) const {
+std::span<const float> ReplayBuffer::next_extras(std::size_t row) const {
   if (spec_.max_candidates == 0) return {};
-  return {next_recency_.row(static_cast<Eigen::Index>(row)).data(), static_cast<std::size_t>(next_count_[row])};
+  return {next_extras_.row(static_cast<Eigen::Index>(row)).data(),
+          static_cast<std::size_t>(next_count_[row]) * static_cast<std::size_t>(spec_.candidate_extras)};
+}
+
+std::span<const float> ReplayBuffer::action_extras(std::size_t row) const {
+  if (spec_.max_candidates == 0) return {};
+  const auto extras = static_cast<std::size_t>(spec_.candidate_extras);
+  return {action_extras_.data() + row * extras, extras};
 }
 
 void ReplayBuffer::restore_state(const State& s) {

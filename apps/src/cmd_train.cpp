@@ -28,7 +28,7 @@ struct TrainCli {
   // DQN flags; unset ones keep policy::default_dqn_options(env).
   std::int64_t steps = 0, learning_starts = -1, eval_every = -1, buffer_size = 0;
   std::vector<int> hidden;
-  int batch_size = 0, n_step = 0, train_frequency = 0, gradient_steps = 0, target_update = 0;
+  int batch_size = 0, n_step = 0, train_frequency = 0, gradient_steps = 0, target_update = 0, belief_particles = -1;
   double tau = 0, exploration_fraction = 0, dqn_lr = 0, dqn_gamma = -1;
   bool per = false, no_double = false, quantization_aware = false, no_quantization_aware = false;
   std::string numa = "auto";
@@ -58,6 +58,7 @@ void run_dqn(const config::Config& cfg, TrainCli& cli) {
   o.dqn.double_dqn = !cli.no_double;
   if (cli.quantization_aware) o.dqn.quantization_aware = true;
   if (cli.no_quantization_aware) o.dqn.quantization_aware = false;
+  if (cli.belief_particles >= 0) o.belief_particles = cli.belief_particles;
   o.numa = cli.numa;
   o.mealsim = cfg.mealsim;
   o.data_dir = cli.options.data_dir;
@@ -181,6 +182,9 @@ void add_train_command(CLI::App& app, const GlobalOptions& global) {
                             "train on the int8 weight grid, so int8 serving makes the float network's decisions "
                             "(dqn; the default for mealsim)");
   sub->add_flag("--no-quantization-aware", cli->no_quantization_aware, "train plain float32 weights (dqn)")->excludes(qat);
+  sub->add_option("--belief-particles", cli->belief_particles,
+                  "mealsim: train on a belief over the user of this many particles, 0 = none (dqn; such a model is "
+                  "evaluated, not served)");
   sub->add_option("--numa", cli->numa, "auto | off: place the training worker and its buffers with libnuma (dqn)")
       ->check(CLI::IsMember({"auto", "off"}));
   sub->add_option("--seed", o.seed, "run seed (environment, exploration and, for dqn, network initialisation)")->default_val(0);

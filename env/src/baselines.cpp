@@ -43,12 +43,15 @@ Action MyopicOraclePolicy::act(const MealSim& sim, std::mt19937_64&) {
   return argmax_allowed(sim, [&](Action m) { return sim.expected_reward(m); });
 }
 
-double PlanningOraclePolicy::score(const MealSim& sim, Action meal) {
+double PlanningOraclePolicy::score(const MealSim& sim, Action meal) { return terms(sim, meal).score; }
+
+PlanningTerms PlanningOraclePolicy::terms(const MealSim& sim, Action meal) {
   const auto& cfg = sim.config();
   const auto& meals = sim.catalog().meals();
   const auto slot = static_cast<std::size_t>(sim.slot());
   const double p = sim.accept_probability(meal);
-  double value = sim.expected_reward(meal);
+  const double expected_reward = sim.expected_reward(meal);
+  double value = expected_reward;
   const auto& defaults = sim.user().taste.default_meals[slot];
   const int steps_left = kStepsPerWeek - sim.step_index() - 1;
 
@@ -88,7 +91,7 @@ double PlanningOraclePolicy::score(const MealSim& sim, Action meal) {
                               (cfg.cuisine_memory_decay + cfg.cuisine_memory_decay * cfg.cuisine_memory_decay) *
                               0.25 * cfg.reward_accept;
   value -= p * cuisine_cost;
-  return value;
+  return {p, expected_reward, value};
 }
 
 Action PlanningOraclePolicy::act(const MealSim& sim, std::mt19937_64&) {

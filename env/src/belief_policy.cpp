@@ -8,7 +8,7 @@
 
 namespace forkcast::env {
 
-BeliefPolicy::BeliefPolicy(const Population& population, BeliefOptions options)
+MealBelief::MealBelief(const Population& population, BeliefOptions options)
     : population_(&population), options_(options) {
   if (options_.particles < 1) {
     throw std::invalid_argument("BeliefOptions.particles: " + std::to_string(options_.particles) + " must be at least 1");
@@ -19,13 +19,13 @@ BeliefPolicy::BeliefPolicy(const Population& population, BeliefOptions options)
   }
 }
 
-double BeliefPolicy::effective_particles() const {
+double MealBelief::effective_particles() const {
   double sum_sq = 0;
   for (const double w : weight_) sum_sq += w * w;
   return sum_sq > 0 ? 1.0 / sum_sq : 0.0;
 }
 
-void BeliefPolicy::start_week(const MealSim& sim, std::mt19937_64& rng) {
+void MealBelief::start(const MealSim& sim, std::mt19937_64& rng) {
   const auto count = static_cast<std::size_t>(options_.particles);
   if (particles_.empty() || &particles_.front().catalog() != &sim.catalog()) {
     particles_.clear();
@@ -57,22 +57,14 @@ void BeliefPolicy::start_week(const MealSim& sim, std::mt19937_64& rng) {
   }
   log_weight_.assign(count, 0.0);
   weight_.assign(count, 1.0 / static_cast<double>(count));
-  accepted_before_ = 0;
 }
 
-void BeliefPolicy::observe(const MealSim& sim) {
-  const bool accepted = sim.stats().accepted > accepted_before_;
-  accepted_before_ = sim.stats().accepted;
-  Action eaten = last_offered_;
-  if (!accepted) {
-    const auto& last_eaten = sim.tracker().state().last_eaten;
-    const std::int64_t previous_step = sim.tracker().state().step - 1;
-    eaten = static_cast<Action>(std::find(last_eaten.begin(), last_eaten.end(), previous_step) - last_eaten.begin());
-  }
+void MealBelief::observe(Action offered, bool accepted, Action eaten, std::mt19937_64& rng) {
+  if (!started()) throw std::logic_error("MealBelief::observe called before start");
   double max_log = -std::numeric_limits<double>::infinity();
   for (std::size_t k = 0; k < particles_.size(); ++k) {
     MealSim& particle = particles_[k];
-    const double p = std::clamp(particle.accept_probability(last_offered_), 1e-12, 1.0 - 1e-12);
+    const double p = std::clamp(particle.accept_probability(offered), 1e-12, 1.0 - 1e-12);
     double log_l = std::log(accepted ? p : 1.0 - p);
     if (!accepted) {
       const auto& defaults = particle.user().taste.default_meals[static_cast<std::size_t>(particle.slot())];
@@ -81,14 +73,15 @@ void BeliefPolicy::observe(const MealSim& sim) {
     }
     log_weight_[k] += log_l;
     max_log = std::max(max_log, log_weight_[k]);
-    particle.replay(last_offered_, accepted, eaten);
+    particle.replay(offered, accepted, eaten);
   }
   double total = 0;
   for (std::size_t k = 0; k < particles_.size(); ++k) total += weight_[k] = std::exp(log_weight_[k] - max_log);
   for (auto& w : weight_) w /= total;
+  if (effective_particles() < 0.5 * static_cast<double>(particles_.size())) resample(rng);
 }
 
-void BeliefPolicy::resample(std::mt19937_64& rng) {
+void MealBelief::resample(std::mt19937_64& rng) {
   // Systematic resampling: one uniform offset, particles kept in proportion to weight.
   const std::size_t n = particles_.size();
   resampled_.clear();
@@ -105,25 +98,62 @@ void BeliefPolicy::resample(std::mt19937_64& rng) {
   std::fill(weight_.begin(), weight_.end(), step);
 }
 
-Action BeliefPolicy::act(const MealSim& sim, std::mt19937_64& rng) {
-  if (sim.step_index() == 0 || particles_.empty() || sim.step_index() != last_step_ + 1) {
-    start_week(sim, rng);
-  } else {
-    observe(sim);
-    if (effective_particles() < 0.5 * static_cast<double>(particles_.size())) resample(rng);
+BeliefValue MealBelief::value(Action meal) const {
+  BeliefValue v;
+  const double negligible = 1e-6 / static_cast<double>(particles_.size());
+  for (std::size_t k = 0; k < particles_.size(); ++k) {
+    const double w = weight_[k];
+    if (w < negligible) continue;
+    const PlanningTerms t = PlanningOraclePolicy::terms(particles_[k], meal);
+    v.expected_reward += w * t.expected_reward;
+    v.accept_probability += w * t.accept_probability;
+    v.planning_score += w * t.score;
   }
-  const auto mask = sim.action_mask();
-  score_.assign(mask.size(), 0.0);
+  return v;
+}
+
+void MealBelief::scores(std::span<const std::uint8_t> mask, bool plan, std::span<double> out) const {
+  for (std::size_t m = 0; m < mask.size(); ++m) {
+    if (mask[m]) out[m] = 0.0;
+  }
+  // Particles whose weight cannot move a score's sixth digit are skipped.
   const double negligible = 1e-6 / static_cast<double>(particles_.size());
   for (std::size_t k = 0; k < particles_.size(); ++k) {
     if (weight_[k] < negligible) continue;
     for (std::size_t m = 0; m < mask.size(); ++m) {
       if (!mask[m]) continue;
       const auto meal = static_cast<Action>(m);
-      score_[m] += weight_[k] * (options_.plan ? PlanningOraclePolicy::score(particles_[k], meal)
-                                               : particles_[k].expected_reward(meal));
+      out[m] += weight_[k] * (plan ? PlanningOraclePolicy::score(particles_[k], meal) : particles_[k].expected_reward(meal));
     }
   }
+}
+
+void write_belief_features(const BeliefValue& value, float* out) {
+  out[0] = static_cast<float>(value.expected_reward / 3.0);
+  out[1] = static_cast<float>(value.accept_probability);
+  out[2] = static_cast<float>(value.planning_score / 5.0);
+}
+
+std::pair<bool, Action> observed_outcome(const MealSim& sim, Action offered, int accepted_before) {
+  if (sim.stats().accepted > accepted_before) return {true, offered};
+  const auto& last_eaten = sim.tracker().state().last_eaten;
+  const std::int64_t previous_step = sim.tracker().state().step - 1;
+  return {false, static_cast<Action>(std::find(last_eaten.begin(), last_eaten.end(), previous_step) - last_eaten.begin())};
+}
+
+BeliefPolicy::BeliefPolicy(const Population& population, BeliefOptions options) : belief_(population, options) {}
+
+Action BeliefPolicy::act(const MealSim& sim, std::mt19937_64& rng) {
+  if (sim.step_index() == 0 || !belief_.started() || sim.step_index() != last_step_ + 1) {
+    belief_.start(sim, rng);
+  } else {
+    const auto [accepted, eaten] = observed_outcome(sim, last_offered_, accepted_before_);
+    belief_.observe(last_offered_, accepted, eaten, rng);
+  }
+  accepted_before_ = sim.step_index() == 0 ? 0 : sim.stats().accepted;
+  const auto mask = sim.action_mask();
+  score_.resize(mask.size());
+  belief_.scores(mask, belief_.options().plan, score_);
   Action best = -1;
   double best_score = -std::numeric_limits<double>::infinity();
   for (std::size_t m = 0; m < mask.size(); ++m) {

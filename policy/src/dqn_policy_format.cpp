@@ -16,8 +16,9 @@ namespace nn = agent::nn;
 // Owns the network the policy points to.
 class OwnedDqnPolicy final : public env::MealPolicy {
  public:
-  OwnedDqnPolicy(std::shared_ptr<const nn::Mlp<float>> network, const env::Catalog& catalog)
-      : network_(std::move(network)), policy_(*network_, catalog) {}
+  OwnedDqnPolicy(std::shared_ptr<const nn::Mlp<float>> network, const env::Catalog& catalog,
+                 const env::Population& population, int belief_particles)
+      : network_(std::move(network)), policy_(*network_, catalog, &population, belief_particles) {}
   std::string_view name() const override { return "dqn"; }
   env::Action act(const env::MealSim& sim, std::mt19937_64& rng) override { return policy_.act(sim, rng); }
 
@@ -67,10 +68,12 @@ class DqnOpeTarget final : public OpeTarget {
 LoadedPolicy make_dqn_meal_policy(const Checkpoint& checkpoint, const std::filesystem::path& path,
                                   const PolicyLoadContext& context) {
   auto model = load_dqn_model(path);
-  if (model.network->input_size() != env::kCandidateInputSize || model.network->output_size() != 1) {
+  const int belief_particles = dqn_belief_particles(model, path);
+  const int expected = env::kCandidateInputSize + (belief_particles > 0 ? env::kBeliefCandidateFeatures : 0);
+  if (model.network->input_size() != expected || model.network->output_size() != 1) {
     throw CheckpointError(path.string(), "is not a MealSim candidate scorer (" + std::to_string(model.network->input_size()) +
                                              " -> " + std::to_string(model.network->output_size()) + ", expected " +
-                                             std::to_string(env::kCandidateInputSize) + " -> 1)");
+                                             std::to_string(expected) + " -> 1)");
   }
   std::shared_ptr<const nn::Mlp<float>> network = std::move(model.network);
   LoadedPolicy p;
@@ -78,9 +81,14 @@ LoadedPolicy make_dqn_meal_policy(const Checkpoint& checkpoint, const std::files
   if (path.parent_path().filename().empty()) p.label = "dqn[" + path.stem().string() + "]";
   const auto step = checkpoint.metadata.find("step");
   p.description = "DQN candidate scorer " + model.metadata["layer_sizes"] + ", greedy" +
+                  (belief_particles > 0 ? ", on a belief of " + std::to_string(belief_particles) + " particles" : "") +
                   (step != checkpoint.metadata.end() ? ", network of training step " + step->second : "");
-  p.policy = std::make_unique<OwnedDqnPolicy>(network, *context.catalog);
-  p.ope_target = std::make_unique<DqnOpeTarget>(network, *context.catalog);
+  p.policy = std::make_unique<OwnedDqnPolicy>(network, *context.catalog, *context.population, belief_particles);
+  if (belief_particles > 0) {
+    p.ope_unavailable = "its belief replays each week's history; logs hold single decisions";
+  } else {
+    p.ope_target = std::make_unique<DqnOpeTarget>(network, *context.catalog);
+  }
   return p;
 }
 

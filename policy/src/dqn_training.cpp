@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <deque>
@@ -12,6 +13,7 @@
 #include <limits>
 #include <sstream>
 
+#include "forkcast/env/belief_policy.hpp"
 #include "forkcast/env/cartpole.hpp"
 #include "forkcast/env/mealsim.hpp"
 #include "forkcast/policy/checkpoint.hpp"
@@ -53,21 +55,42 @@ struct CartPoleDqnEnv {
   std::string spec() const { return "CartPole-v1"; }
 };
 
+// With belief_particles > 0 the agent also keeps a belief over the user (a MealBelief
+// that follows every step) and each candidate carries its values (write_belief_features).
 struct MealSimDqnEnv {
   static constexpr bool kCandidates = true;
-  MealSimDqnEnv(const std::filesystem::path& data_dir, const config::MealSimConfig& cfg)
+  MealSimDqnEnv(const std::filesystem::path& data_dir, const config::MealSimConfig& cfg, int belief_particles,
+                std::uint64_t belief_seed)
       : catalog(std::make_unique<env::Catalog>(env::Catalog::load(data_dir))),
         population(std::make_unique<env::Population>(env::Population::load(data_dir / "population.yaml"))),
-        sim(std::make_unique<env::MealSim>(*catalog, *population, cfg)) {}
+        sim(std::make_unique<env::MealSim>(*catalog, *population, cfg)),
+        belief_particles(belief_particles),
+        belief_rng(belief_seed) {
+    if (belief_particles > 0) {
+      env::BeliefOptions options;
+      options.particles = belief_particles;
+      belief = std::make_unique<env::MealBelief>(*population, options);
+    }
+  }
   std::unique_ptr<env::Catalog> catalog;
   std::unique_ptr<env::Population> population;
   std::unique_ptr<env::MealSim> sim;
+  int belief_particles = 0;
+  std::unique_ptr<env::MealBelief> belief;
+  std::mt19937_64 belief_rng;
   std::vector<std::int16_t> allowed;
-  std::vector<float> recency;
+  std::vector<float> extras;  // per allowed candidate: recency, then the belief's values
 
+  int extra_size() const { return 1 + (belief ? env::kBeliefCandidateFeatures : 0); }
   std::span<const float> observation() const { return sim->observation(); }
-  void reset(std::uint64_t seed) { sim->reset(seed); }
-  void reset() { sim->reset(); }
+  void reset(std::uint64_t seed) {
+    sim->reset(seed);
+    if (belief) belief->start(*sim, belief_rng);
+  }
+  void reset() {
+    sim->reset();
+    if (belief) belief->start(*sim, belief_rng);
+  }
   std::mt19937_64& generator() { return sim->generator(); }
   struct Outcome {
     double reward;
@@ -75,24 +98,30 @@ struct MealSimDqnEnv {
   };
   Outcome step(env::Action a) {
     const auto r = sim->step(a);
+    if (belief && !r.terminated && !r.truncated) belief->observe(a, r.accepted, r.eaten, belief_rng);
     return {r.reward, r.terminated, r.truncated};
   }
-  // The allowed candidates of the current state and their recencies.
+  // The allowed candidates of the current state and their extras.
   void refresh_candidates() {
     allowed.clear();
-    recency.clear();
+    extras.clear();
     const auto mask = sim->action_mask();
     for (std::size_t m = 0; m < mask.size(); ++m) {
       if (!mask[m]) continue;
       allowed.push_back(static_cast<std::int16_t>(m));
-      recency.push_back(static_cast<float>(sim->meal_recency(static_cast<env::Action>(m))));
+      extras.push_back(static_cast<float>(sim->meal_recency(static_cast<env::Action>(m))));
+      if (belief) {
+        float values[env::kBeliefCandidateFeatures];
+        env::write_belief_features(belief->value(static_cast<env::Action>(m)), values);
+        extras.insert(extras.end(), values, values + env::kBeliefCandidateFeatures);
+      }
     }
     if (allowed.size() > static_cast<std::size_t>(kMaxCandidates)) {
       throw std::invalid_argument("MealSim: " + std::to_string(allowed.size()) + " candidates in one slot exceed " +
                                   std::to_string(kMaxCandidates));
     }
   }
-  static int input_size() { return env::kCandidateInputSize; }
+  int input_size() const { return env::kCandidateInputSize + (belief ? env::kBeliefCandidateFeatures : 0); }
   static int num_actions() { return 0; }
   std::string spec() const { return "MealSim catalog " + catalog->content_hash(); }
 };
@@ -146,8 +175,10 @@ EvalSummary evaluate_network(Env& e, const nn::Mlp<float>& net, int episodes, st
   nn::Matrix<float> x, y;
   // MealSim: the same greedy policy evaluation and serving use.
   std::unique_ptr<DqnMealPolicy> meal_policy;
-  if constexpr (Env::kCandidates) meal_policy = std::make_unique<DqnMealPolicy>(net, *e.catalog);
-  std::mt19937_64 unused_rng;  // greedy policies draw nothing
+  if constexpr (Env::kCandidates) {
+    meal_policy = std::make_unique<DqnMealPolicy>(net, *e.catalog, e.population.get(), e.belief_particles);
+  }
+  std::mt19937_64 policy_rng(salt);  // greedy policies draw only for their belief, if any
   double sum = 0, sum_sq = 0;
   for (int i = 0; i < episodes; ++i) {
     e.reset(episode_seed(salt, static_cast<std::uint64_t>(i)));
@@ -155,7 +186,7 @@ EvalSummary evaluate_network(Env& e, const nn::Mlp<float>& net, int episodes, st
     for (;;) {
       env::Action a = 0;
       if constexpr (Env::kCandidates) {
-        a = meal_policy->act(*e.sim, unused_rng);
+        a = meal_policy->act(*e.sim, policy_rng);
       } else {
         const auto obs = e.observation();
         x = Eigen::Map<const nn::Matrix<float>>(obs.data(), 1, static_cast<Eigen::Index>(obs.size()));
@@ -192,6 +223,13 @@ void validate(const DqnTrainOptions& o) {
   if (o.log_every <= 0) bad("log_every: must be > 0");
   if (o.numa != "auto" && o.numa != "off") bad("--numa: \"" + o.numa + "\" is not one of auto, off");
   if (o.run_dir.empty()) bad("run_dir: must be set");
+  if (o.belief_particles < 0 || o.belief_particles > 4096) {
+    bad("--belief-particles: " + std::to_string(o.belief_particles) + " is outside 0..4096");
+  }
+  if (o.belief_particles > 0 && o.env != "mealsim") bad("--belief-particles: only mealsim has a hidden user to believe in");
+  if (o.belief_particles > 0 && o.resume_from) {
+    bad("--resume: runs with --belief-particles cannot resume yet (the belief's particles are not checkpointed)");
+  }
   epsilon_linear(o.epsilon_start, o.epsilon_end, 0, 1);  // validates the epsilons
 }
 
@@ -219,6 +257,7 @@ nlohmann::json options_json(const DqnTrainOptions& o) {
           {"exploration_fraction", o.exploration_fraction}};
   // Only when on, so that the settings of runs without it (and their checkpoints) read as before.
   if (o.dqn.quantization_aware) j["quantization_aware"] = true;
+  if (o.belief_particles > 0) j["belief_particles"] = o.belief_particles;
   return j;
 }
 
@@ -226,7 +265,7 @@ nlohmann::json options_json(const DqnTrainOptions& o) {
 struct PendingStep {
   std::vector<float> observation;
   env::Action action = 0;
-  float recency = 0;
+  std::vector<float> extras;  // the chosen candidate's (candidate head)
   double reward = 0;
 };
 
@@ -238,12 +277,15 @@ agent::DqnLearner make_learner(MealSimDqnEnv& e, const DqnTrainOptions& o) {
   agent::CandidateFeatures f;
   f.observation_size = env::kObservationSize;
   f.static_size = env::kMealStaticFeatures;
-  f.dynamic_size = env::kCandidateDynamicFeatures;
+  const bool belief = e.belief != nullptr;
+  f.dynamic_size = env::kCandidateDynamicFeatures + (belief ? env::kBeliefCandidateFeatures : 0);
+  f.extra_size = e.extra_size();
   f.num_items = static_cast<int>(e.catalog->size());
   f.static_features = e.catalog->meal_features().data();
   const env::Catalog* catalog = e.catalog.get();
-  f.dynamic = [catalog](std::span<const float> obs, int item, float recency, float* out) {
-    env::write_candidate_dynamic(*catalog, obs, item, recency, out);
+  f.dynamic = [catalog, belief](std::span<const float> obs, int item, const float* extras, float* out) {
+    env::write_candidate_dynamic(*catalog, obs, item, extras[0], out);
+    if (belief) std::copy(extras + 1, extras + 1 + env::kBeliefCandidateFeatures, out + env::kCandidateDynamicFeatures);
   };
   return agent::DqnLearner(o.dqn, std::move(f), o.seed);
 }
@@ -256,8 +298,10 @@ DqnTrainResult run(Env& e, const DqnTrainOptions& o) {
   nn::set_blas_threads(1);
   std::filesystem::create_directories(o.run_dir);
   agent::DqnLearner learner = make_learner(e, o);
+  int candidate_extras = 1;
+  if constexpr (Env::kCandidates) candidate_extras = e.extra_size();
   agent::ReplayBuffer replay({o.buffer_size, static_cast<int>(e.observation().size()),
-                              Env::kCandidates ? kMaxCandidates : 0, o.prioritized});
+                              Env::kCandidates ? kMaxCandidates : 0, candidate_extras, o.prioritized});
   std::mt19937_64 rng(o.seed ^ 0xa5a5'a5a5'a5a5'a5a5ULL);
   std::vector<float> best_params(learner.online().parameters().begin(), learner.online().parameters().end());
   double best_score = -std::numeric_limits<double>::infinity();
@@ -281,15 +325,17 @@ DqnTrainResult run(Env& e, const DqnTrainOptions& o) {
     c.tensors.push_back(Tensor::from_span<float>("replay.next_observations", {n, width},
                                                  {replay.next_observations().data(), static_cast<std::size_t>(n * width)}));
     c.tensors.push_back(flat<std::int32_t>("replay.actions", replay.actions()));
-    c.tensors.push_back(flat<float>("replay.action_recency", replay.action_recencies()));
+    // "recency" names kept from before candidates had other extras (same layout with one).
+    c.tensors.push_back(flat<float>("replay.action_recency", replay.action_extras()));
     c.tensors.push_back(flat<float>("replay.rewards", replay.rewards()));
     c.tensors.push_back(flat<float>("replay.discounts", replay.discounts()));
     if (Env::kCandidates) {
       const auto k = static_cast<std::int64_t>(kMaxCandidates);
       c.tensors.push_back(Tensor::from_span<std::int16_t>(
           "replay.candidates", {n, k}, {replay.candidates().data(), static_cast<std::size_t>(n * k)}));
+      const auto kx = k * static_cast<std::int64_t>(replay.spec().candidate_extras);
       c.tensors.push_back(Tensor::from_span<float>(
-          "replay.candidate_recency", {n, k}, {replay.candidate_recencies().data(), static_cast<std::size_t>(n * k)}));
+          "replay.candidate_recency", {n, kx}, {replay.candidate_extras().data(), static_cast<std::size_t>(n * kx)}));
       c.tensors.push_back(flat<std::int16_t>("replay.candidate_counts", replay.candidate_counts()));
     }
     if (o.prioritized) c.tensors.push_back(flat<double>("replay.priority_tree", replay.priority_tree()));
@@ -310,6 +356,7 @@ DqnTrainResult run(Env& e, const DqnTrainOptions& o) {
                   {"best", nlohmann::json{{"score", best_score}, {"step", best_step}}.dump()},
                   {"recent_returns", nlohmann::json{{"count", recent_count}, {"values", recent}}.dump()},
                   {"git_revision", o.git_revision}};
+    if (o.belief_particles > 0) c.metadata["belief_particles"] = std::to_string(o.belief_particles);
     save_safetensors(path, c);
   };
 
@@ -339,14 +386,14 @@ DqnTrainResult run(Env& e, const DqnTrainOptions& o) {
     restore("replay.next_observations",
             std::span<float>(replay.next_observations().data(), static_cast<std::size_t>(replay.next_observations().size())));
     restore("replay.actions", std::span<std::int32_t>(replay.actions()));
-    restore("replay.action_recency", std::span<float>(replay.action_recencies()));
+    restore("replay.action_recency", std::span<float>(replay.action_extras()));
     restore("replay.rewards", std::span<float>(replay.rewards()));
     restore("replay.discounts", std::span<float>(replay.discounts()));
     if (Env::kCandidates) {
       restore("replay.candidates",
               std::span<std::int16_t>(replay.candidates().data(), static_cast<std::size_t>(replay.candidates().size())));
-      restore("replay.candidate_recency", std::span<float>(replay.candidate_recencies().data(),
-                                                           static_cast<std::size_t>(replay.candidate_recencies().size())));
+      restore("replay.candidate_recency", std::span<float>(replay.candidate_extras().data(),
+                                                           static_cast<std::size_t>(replay.candidate_extras().size())));
       restore("replay.candidate_counts", std::span<std::int16_t>(replay.candidate_counts()));
     }
     if (o.prioritized) restore("replay.priority_tree", std::span<double>(replay.priority_tree()));
@@ -399,7 +446,7 @@ DqnTrainResult run(Env& e, const DqnTrainOptions& o) {
   // A separate environment for evaluation, so evaluating never disturbs training's stream.
   std::unique_ptr<Env> eval_env;
   if constexpr (Env::kCandidates) {
-    eval_env = std::make_unique<Env>(o.data_dir, o.mealsim);
+    eval_env = std::make_unique<Env>(o.data_dir, o.mealsim, o.belief_particles, o.seed ^ 0xbe11'efULL);
   } else {
     eval_env = std::make_unique<Env>();
   }
@@ -426,12 +473,12 @@ DqnTrainResult run(Env& e, const DqnTrainOptions& o) {
       const auto& head = window.front();
       if constexpr (Env::kCandidates) {
         if (!terminated) e.refresh_candidates();
-        replay.add(head.observation, head.action, head.recency, static_cast<float>(ret),
+        replay.add(head.observation, head.action, head.extras, static_cast<float>(ret),
                    terminated ? 0.0F : static_cast<float>(discount), e.observation(),
                    terminated ? std::span<const std::int16_t>{} : std::span<const std::int16_t>(e.allowed),
-                   terminated ? std::span<const float>{} : std::span<const float>(e.recency));
+                   terminated ? std::span<const float>{} : std::span<const float>(e.extras));
       } else {
-        replay.add(head.observation, head.action, 0.0F, static_cast<float>(ret), terminated ? 0.0F : static_cast<float>(discount),
+        replay.add(head.observation, head.action, {}, static_cast<float>(ret), terminated ? 0.0F : static_cast<float>(discount),
                    e.observation());
       }
       window.pop_front();
@@ -456,7 +503,7 @@ DqnTrainResult run(Env& e, const DqnTrainOptions& o) {
     for (;;) {
       epsilon = epsilon_linear(o.epsilon_start, o.epsilon_end, step, exploration_steps);
       env::Action action = 0;
-      float recency = 0;
+      std::vector<float> extras;
       if constexpr (Env::kCandidates) {
         e.refresh_candidates();
         std::size_t pick = 0;
@@ -464,17 +511,19 @@ DqnTrainResult run(Env& e, const DqnTrainOptions& o) {
           pick = std::uniform_int_distribution<std::size_t>(0, e.allowed.size() - 1)(rng);
         } else {
           scores.resize(e.allowed.size());
-          learner.score_candidates(e.observation(), e.allowed, e.recency, scores);
+          learner.score_candidates(e.observation(), e.allowed, e.extras, scores);
           pick = static_cast<std::size_t>(std::max_element(scores.begin(), scores.end()) - scores.begin());
         }
         action = e.allowed[pick];
-        recency = e.recency[pick];
+        const auto width = static_cast<std::size_t>(e.extra_size());
+        extras.assign(e.extras.begin() + static_cast<std::ptrdiff_t>(pick * width),
+                      e.extras.begin() + static_cast<std::ptrdiff_t>((pick + 1) * width));
       } else {
         action = unit(rng) < epsilon ? std::uniform_int_distribution<env::Action>(0, Env::num_actions() - 1)(rng)
                                      : learner.greedy_action(e.observation());
       }
       const auto obs = e.observation();
-      window.push_back({std::vector<float>(obs.begin(), obs.end()), action, recency, 0.0});
+      window.push_back({std::vector<float>(obs.begin(), obs.end()), action, std::move(extras), 0.0});
       const auto r = e.step(action);
       window.back().reward = r.reward;
       episode_return += r.reward;
@@ -552,6 +601,7 @@ DqnTrainResult run(Env& e, const DqnTrainOptions& o) {
                     {"config", options_json(o).dump()},
                     {"step", std::to_string(best_step)},
                     {"git_revision", o.git_revision}};
+  if (o.belief_particles > 0) model.metadata["belief_particles"] = std::to_string(o.belief_particles);
   result.model = o.run_dir / "model.safetensors";
   save_safetensors(result.model, model);
   if (!interrupted && o.eval_episodes > 0) result.greedy_eval = evaluate_network(*eval_env, best, o.eval_episodes, kEvalSeedSalt);
@@ -632,7 +682,7 @@ DqnTrainResult train_dqn(const DqnTrainOptions& options) {
     CartPoleDqnEnv e;
     return run(e, options);
   }
-  MealSimDqnEnv e(options.data_dir, options.mealsim);
+  MealSimDqnEnv e(options.data_dir, options.mealsim, options.belief_particles, options.seed ^ 0xb0b0'be11'efULL);
   return run(e, options);
 }
 
@@ -699,30 +749,68 @@ DqnModel load_dqn_model(const std::filesystem::path& path) {
   return model;
 }
 
-DqnMealPolicy::DqnMealPolicy(const nn::Mlp<float>& network, const env::Catalog& catalog)
+int dqn_belief_particles(const DqnModel& model, const std::filesystem::path& path) {
+  const auto it = model.metadata.find("belief_particles");
+  if (it == model.metadata.end()) return 0;
+  int particles = 0;
+  const auto [end, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), particles);
+  if (ec != std::errc() || end != it->second.data() + it->second.size() || particles < 1 || particles > 4096) {
+    throw CheckpointError(path.string(), "metadata \"belief_particles\" is \"" + it->second + "\", expected 1..4096");
+  }
+  return particles;
+}
+
+DqnMealPolicy::DqnMealPolicy(const nn::Mlp<float>& network, const env::Catalog& catalog,
+                             const env::Population* population, int belief_particles)
     : network_(&network), catalog_(&catalog) {
-  if (network.input_size() != env::kCandidateInputSize || network.output_size() != 1) {
+  if (belief_particles > 0) {
+    if (population == nullptr) throw std::invalid_argument("DqnMealPolicy: a belief needs the population");
+    env::BeliefOptions options;
+    options.particles = belief_particles;
+    belief_ = std::make_unique<env::MealBelief>(*population, options);
+  }
+  const int expected = input_size();
+  if (network.input_size() != expected || network.output_size() != 1) {
     throw std::invalid_argument("DqnMealPolicy: the network maps " + std::to_string(network.input_size()) + " -> " +
-                                std::to_string(network.output_size()) + ", a MealSim candidate scorer maps " +
-                                std::to_string(env::kCandidateInputSize) + " -> 1");
+                                std::to_string(network.output_size()) + ", a MealSim candidate scorer" +
+                                (belief_ ? " on a belief" : "") + " maps " + std::to_string(expected) + " -> 1");
   }
 }
 
-env::Action DqnMealPolicy::act(const env::MealSim& sim, std::mt19937_64&) {
+DqnMealPolicy::~DqnMealPolicy() = default;
+
+int DqnMealPolicy::input_size() const {
+  return env::kCandidateInputSize + (belief_ ? env::kBeliefCandidateFeatures : 0);
+}
+
+env::Action DqnMealPolicy::act(const env::MealSim& sim, std::mt19937_64& rng) {
+  if (belief_) {
+    // Follow the week as an app would: the belief starts with it and learns each answer.
+    if (sim.step_index() == 0 || !belief_->started() || belief_->step_index() != sim.step_index() - 1) {
+      belief_->start(sim, rng);
+    } else {
+      const auto [accepted, eaten] = env::observed_outcome(sim, last_offered_, accepted_before_);
+      belief_->observe(last_offered_, accepted, eaten, rng);
+    }
+    accepted_before_ = sim.step_index() == 0 ? 0 : sim.stats().accepted;
+  }
   allowed_.clear();
   const auto mask = sim.action_mask();
   for (std::size_t m = 0; m < mask.size(); ++m) {
     if (mask[m]) allowed_.push_back(static_cast<env::Action>(m));
   }
-  rows_.resize(static_cast<Eigen::Index>(allowed_.size()), env::kCandidateInputSize);
+  rows_.resize(static_cast<Eigen::Index>(allowed_.size()), input_size());
   for (std::size_t c = 0; c < allowed_.size(); ++c) {
+    float* row = rows_.row(static_cast<Eigen::Index>(c)).data();
     env::write_candidate_input(*catalog_, sim.observation(), allowed_[c], static_cast<float>(sim.meal_recency(allowed_[c])),
-                               rows_.row(static_cast<Eigen::Index>(c)).data());
+                               row);
+    if (belief_) env::write_belief_features(belief_->value(allowed_[c]), row + env::kCandidateInputSize);
   }
   network_->predict(rows_, scores_, workspace_);
   Eigen::Index best = 0;
   scores_.col(0).maxCoeff(&best);
-  return allowed_[static_cast<std::size_t>(best)];
+  last_offered_ = allowed_[static_cast<std::size_t>(best)];
+  return last_offered_;
 }
 
 EvalSummary evaluate_cartpole(const nn::Mlp<float>& network, int episodes) {

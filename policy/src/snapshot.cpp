@@ -36,6 +36,13 @@ std::shared_ptr<const PolicySnapshot> PolicySnapshot::load(const std::filesystem
     throw CheckpointError(model.string(), "was trained for \"" + loaded.env_spec + "\", not for this catalog (\"" +
                                               expected + "\")");
   }
+  if (const int particles = dqn_belief_particles(loaded, model); particles > 0) {
+    // Its rows need a particle belief that follows each user's week: about 1 000 times the
+    // scoring work per suggestion, and state the service does not keep (docs/agents.md).
+    throw CheckpointError(model.string(), "was trained on a belief over the user (belief_particles " +
+                                              std::to_string(particles) +
+                                              "); the service serves models trained without --belief-particles");
+  }
   if (loaded.network->input_size() != env::kCandidateInputSize || loaded.network->output_size() != 1) {
     throw CheckpointError(model.string(), "is not a MealSim candidate scorer (" +
                                               std::to_string(loaded.network->input_size()) + " -> " +

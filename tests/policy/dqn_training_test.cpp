@@ -11,6 +11,8 @@
 
 #include "forkcast/agent/nn.hpp"
 #include "forkcast/policy/checkpoint.hpp"
+#include "forkcast/policy/policy_loader.hpp"
+#include "forkcast/policy/snapshot.hpp"
 
 namespace fp = forkcast::policy;
 namespace fe = forkcast::env;
@@ -279,4 +281,61 @@ TEST(DqnMealSim, BeatsTabularSafelyAndQuantizesFaithfully) {
   }
   std::printf("int8 top-1 agreement: %d of %d states (%.2f %%)\n", agree, states, 100.0 * agree / states);
   EXPECT_GE(agree, 9'900);
+}
+
+// A DQN trained on a belief over the user (--belief-particles): its rows carry the
+// belief's values, the model says so, evaluation rebuilds the belief, the service refuses
+// it by name, it is deterministic, and resuming such a run is refused (not checkpointed).
+TEST(DqnBelief, TrainsEvaluatesDeterministicallyAndIsRefusedByTheService) {
+  auto o = quiet(fp::default_dqn_options("mealsim"), "belief_a");
+  o.total_steps = 3'000;
+  o.learning_starts = 500;
+  o.eval_every = 0;
+  o.eval_episodes = 0;
+  o.belief_particles = 8;
+  fp::train_dqn(o);
+  const auto model_path = o.run_dir / "model.safetensors";
+  const auto model = fp::load_dqn_model(model_path);
+  EXPECT_EQ(model.network->input_size(), fe::kCandidateInputSize + fe::kBeliefCandidateFeatures);
+  EXPECT_EQ(fp::dqn_belief_particles(model, model_path), 8);
+
+  auto same = quiet(o, "belief_b");
+  fp::train_dqn(same);
+  EXPECT_EQ(params_of(model_path), params_of(same.run_dir / "model.safetensors"));
+
+  const auto catalog = fe::Catalog::load(o.data_dir);
+  const auto population = fe::Population::load(o.data_dir / "population.yaml");
+  fp::PolicyLoadContext context;
+  context.catalog = &catalog;
+  context.population = &population;
+  auto loaded = fp::load_meal_policy(model_path.string(), context);
+  EXPECT_NE(loaded.description.find("belief of 8 particles"), std::string::npos) << loaded.description;
+  EXPECT_FALSE(loaded.ope_target);
+  EXPECT_FALSE(loaded.ope_unavailable.empty());
+  fe::MealSim sim(catalog, population);
+  std::mt19937_64 rng(3);
+  for (std::uint64_t u = 0; u < 5; ++u) {
+    sim.reset(8'000'000ULL + u);
+    while (!sim.done()) {
+      const auto a = loaded.policy->act(sim, rng);
+      ASSERT_TRUE(sim.action_mask()[static_cast<std::size_t>(a)]);
+      sim.step(a);
+    }
+  }
+
+  try {
+    fp::PolicySnapshot::load(model_path, catalog, "v-belief");
+    FAIL() << "the service loaded a belief model";
+  } catch (const fp::CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("belief_particles 8"), std::string::npos) << e.what();
+  }
+
+  auto resumed = quiet(o, "belief_c");
+  resumed.resume_from = o.run_dir / "final.safetensors";
+  try {
+    fp::train_dqn(resumed);
+    FAIL() << "a belief run was resumed";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("--belief-particles"), std::string::npos) << e.what();
+  }
 }

@@ -51,7 +51,9 @@ struct DqnConfig {
 // How a candidate-scoring network's input row is made: [observation | static features of
 // the item | dynamic features of (state, item)]. The static part comes from a table (one
 // row per catalog item), the dynamic part from a function of the observation, the item and
-// its recency. Knowing this split lets the learner compute the first layer as
+// its `extra_size` extras (values the environment keeps per candidate beside the
+// observation, stored in the replay: MealSim's recency, then its belief's values).
+// Knowing this split lets the learner compute the first layer as
 //   W1 [obs | static | dyn] = W1_obs obs (once per state) + W1_static static (once per item
 //   and update) + W1_dyn dyn (per candidate),
 // which makes scoring all candidates of a batch of states ~2.5x cheaper than building and
@@ -61,11 +63,12 @@ struct CandidateFeatures {
   int static_size = 0;
   int dynamic_size = 0;
   int num_items = 0;
+  int extra_size = 1;  // floats per candidate beside the observation
   const float* static_features = nullptr;  // [num_items x static_size], row-major, not owned
-  std::function<void(std::span<const float> observation, int item, float recency, float* dynamic_out)> dynamic;
+  std::function<void(std::span<const float> observation, int item, const float* extras, float* dynamic_out)> dynamic;
   int input_size() const noexcept { return observation_size + static_size + dynamic_size; }
   // Writes a full input row (input_size() floats).
-  void write_row(std::span<const float> observation, int item, float recency, float* row) const;
+  void write_row(std::span<const float> observation, int item, const float* extras, float* row) const;
 };
 
 class DqnLearner {
@@ -82,9 +85,10 @@ class DqnLearner {
 
   // Greedy action for one observation (fixed head), among allowed ones (empty = all).
   std::int32_t greedy_action(std::span<const float> observation, std::span<const std::uint8_t> mask = {});
-  // Scores of one state's candidates (candidate head) by the online network.
+  // Scores of one state's candidates (candidate head) by the online network; `extras`
+  // holds extra_size floats per candidate.
   void score_candidates(std::span<const float> observation, std::span<const std::int16_t> candidates,
-                        std::span<const float> recency, std::span<float> scores);
+                        std::span<const float> extras, std::span<float> scores);
 
   // One gradient update from a sampled batch. Returns the mean loss.
   float update(ReplayBuffer& replay, std::mt19937_64& rng);

@@ -3,9 +3,11 @@
 //
 // One row per transition. Fixed-action environments (CartPole) store observation, action,
 // n-step reward, discount and next observation. Candidate-scoring environments (MealSim)
-// also store, for the next state, the allowed candidates (catalog indices) and their
-// recencies, which with the next observation rebuild every candidate's input row
-// (env/mealsim.hpp, write_candidate_input) — far smaller than the rows themselves.
+// also store the chosen candidate's extras and, for the next state, the allowed
+// candidates (catalog indices) and their extras: `candidate_extras` floats per candidate
+// that the observation does not hold (MealSim: the meal's recency, then the belief's
+// values when the agent uses one), which with the observation rebuild every candidate's
+// input row (env/mealsim.hpp, write_candidate_input) — far smaller than the rows themselves.
 //
 // `discount` is gamma^k for a k-step transition that did not terminate, and 0 when it
 // did: the TD target is reward + discount * max_a' Q(next, a'), whatever n and however the
@@ -26,6 +28,7 @@ struct ReplaySpec {
   std::size_t capacity = 100'000;
   int observation_size = 0;
   int max_candidates = 0;  // 0: fixed-action environment
+  int candidate_extras = 1;  // floats per candidate beside the observation (candidate replays)
   bool prioritized = false;
   double alpha = 0.6;      // prioritization exponent
   double priority_epsilon = 1e-5;
@@ -42,12 +45,13 @@ class ReplayBuffer {
 
   explicit ReplayBuffer(const ReplaySpec& spec);
 
-  // Adds one transition, overwriting the oldest when full. `next_candidates` and
-  // `next_recency` (same length, <= max_candidates) are ignored for fixed-action replays.
-  // `action_recency` is the chosen candidate's recency (candidate replays).
-  void add(std::span<const float> observation, std::int32_t action, float action_recency, float reward,
+  // Adds one transition, overwriting the oldest when full. `action_extras` (candidate_extras
+  // floats) belong to the chosen candidate; `next_candidates` (<= max_candidates) and
+  // `next_extras` (candidate_extras per candidate, row-major) to the next state. All three
+  // are ignored for fixed-action replays.
+  void add(std::span<const float> observation, std::int32_t action, std::span<const float> action_extras, float reward,
            float discount, std::span<const float> next_observation,
-           std::span<const std::int16_t> next_candidates = {}, std::span<const float> next_recency = {});
+           std::span<const std::int16_t> next_candidates = {}, std::span<const float> next_extras = {});
 
   // Samples `batch_size` rows (with replacement) into `out`; beta is PER's importance
   // exponent (ignored for uniform replay).
@@ -63,11 +67,11 @@ class ReplayBuffer {
   std::span<const float> observation(std::size_t row) const;
   std::span<const float> next_observation(std::size_t row) const;
   std::int32_t action(std::size_t row) const { return actions_[row]; }
-  float action_recency(std::size_t row) const { return action_recency_[row]; }
+  std::span<const float> action_extras(std::size_t row) const;
   float reward(std::size_t row) const { return rewards_[row]; }
   float discount(std::size_t row) const { return discounts_[row]; }
   std::span<const std::int16_t> next_candidates(std::size_t row) const;
-  std::span<const float> next_recency(std::size_t row) const;
+  std::span<const float> next_extras(std::size_t row) const;  // candidate_extras per next candidate
 
   // Whole storage, for checkpoints (resume restores it exactly).
   struct State {
@@ -84,11 +88,11 @@ class ReplayBuffer {
   RowMatrix& observations() noexcept { return observations_; }
   RowMatrix& next_observations() noexcept { return next_observations_; }
   std::vector<std::int32_t>& actions() noexcept { return actions_; }
-  std::vector<float>& action_recencies() noexcept { return action_recency_; }
+  std::vector<float>& action_extras() noexcept { return action_extras_; }
   std::vector<float>& rewards() noexcept { return rewards_; }
   std::vector<float>& discounts() noexcept { return discounts_; }
   Eigen::Matrix<std::int16_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>& candidates() noexcept { return next_candidates_; }
-  RowMatrix& candidate_recencies() noexcept { return next_recency_; }
+  RowMatrix& candidate_extras() noexcept { return next_extras_; }
   std::vector<std::int16_t>& candidate_counts() noexcept { return next_count_; }
   std::vector<double>& priority_tree() noexcept { return tree_; }
 
@@ -99,9 +103,9 @@ class ReplayBuffer {
   std::size_t size_ = 0, next_ = 0;
   RowMatrix observations_, next_observations_;
   std::vector<std::int32_t> actions_;
-  std::vector<float> action_recency_, rewards_, discounts_;
+  std::vector<float> action_extras_, rewards_, discounts_;
   Eigen::Matrix<std::int16_t, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> next_candidates_;
-  RowMatrix next_recency_;
+  RowMatrix next_extras_;  // [capacity x max_candidates * candidate_extras]
   std::vector<std::int16_t> next_count_;
   // Prioritized replay: a sum tree over capacity leaves (leaf i at tree_[leaves_ + i]).
   std::size_t leaves_ = 0;

@@ -52,12 +52,22 @@ class MyopicOraclePolicy final : public MealPolicy {
   Action act(const MealSim& sim, std::mt19937_64& rng) override;
 };
 
+// The planning oracle's view of one candidate: acceptance probability, expected reward
+// of this step (the myopic oracle's score) and the planner's score.
+struct PlanningTerms {
+  double accept_probability = 0;
+  double expected_reward = 0;
+  double score = 0;
+};
+
 class PlanningOraclePolicy final : public MealPolicy {
  public:
   std::string_view name() const override { return "planning-oracle"; }
   Action act(const MealSim& sim, std::mt19937_64& rng) override;
   // The planner's score of `meal` now (expected reward plus its look-ahead terms).
   static double score(const MealSim& sim, Action meal);
+  // The score with the two terms it starts from, computed once.
+  static PlanningTerms terms(const MealSim& sim, Action meal);
 };
 
 // Acceptance rate per meal ((accepted + 1) / (offered + 2)) from `users` simulated weeks

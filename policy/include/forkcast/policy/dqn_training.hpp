@@ -26,6 +26,7 @@
 #include "forkcast/agent/dqn.hpp"
 #include "forkcast/config/config.hpp"
 #include "forkcast/env/baselines.hpp"
+#include "forkcast/env/belief_policy.hpp"
 #include "forkcast/policy/tabular_training.hpp"
 
 namespace forkcast::policy {
@@ -57,6 +58,9 @@ struct DqnTrainOptions {
   std::optional<std::filesystem::path> resume_from;
   std::string numa = "auto";  // auto | off
   std::string git_revision = "unknown";
+  // MealSim: > 0 trains on a belief over the user (env/belief_policy.hpp) of this many
+  // particles, whose values every candidate row carries; 0: the observation alone.
+  int belief_particles = 0;
   const std::atomic<bool>* stop = nullptr;
   bool show_progress = true;
 };
@@ -89,18 +93,32 @@ struct DqnModel {
 // Loads model.safetensors (or a final/latest checkpoint's online network). Throws
 // CheckpointError naming the file and the problem.
 DqnModel load_dqn_model(const std::filesystem::path& path);
+// The particles of the belief a MealSim model was trained on (metadata
+// "belief_particles"; 0 when absent). Throws CheckpointError for a malformed value.
+int dqn_belief_particles(const DqnModel& model, const std::filesystem::path& path);
 
 // Greedy MealSim policy on a candidate-scoring network: scores every allowed meal of the
 // state in one batched pass and takes the best (ties: lowest index).
+// With belief_particles > 0 (a network trained with --belief-particles) the policy keeps
+// its own MealBelief over the simulated user, following the week from what it observes
+// (env::observed_outcome), and appends the belief's values to every candidate row.
 class DqnMealPolicy final : public env::MealPolicy {
  public:
-  DqnMealPolicy(const agent::nn::Mlp<float>& network, const env::Catalog& catalog);
+  // Throws std::invalid_argument when the network does not map input_size() -> 1, or a
+  // belief is asked for without the population.
+  DqnMealPolicy(const agent::nn::Mlp<float>& network, const env::Catalog& catalog,
+                const env::Population* population = nullptr, int belief_particles = 0);
+  ~DqnMealPolicy() override;
   std::string_view name() const override { return "dqn"; }
   env::Action act(const env::MealSim& sim, std::mt19937_64& rng) override;
+  int input_size() const;
 
  private:
   const agent::nn::Mlp<float>* network_;
   const env::Catalog* catalog_;
+  std::unique_ptr<env::MealBelief> belief_;
+  env::Action last_offered_ = -1;
+  int accepted_before_ = 0;
   agent::nn::Matrix<float> rows_, scores_;
   agent::nn::Workspace<float> workspace_;
   std::vector<env::Action> allowed_;
