@@ -28,7 +28,7 @@ struct TrainCli {
   // DQN flags; unset ones keep policy::default_dqn_options(env).
   std::int64_t steps = 0, learning_starts = -1, eval_every = -1, buffer_size = 0;
   std::vector<int> hidden;
-  int batch_size = 0, n_step = 0, train_frequency = 0, gradient_steps = 0, target_update = 0, belief_particles = -1;
+  int batch_size = 0, n_step = 0, train_frequency = 0, gradient_steps = 0, target_update = 0, belief_particles = -1, belief_top_k = -1;
   double tau = 0, exploration_fraction = 0, dqn_lr = 0, dqn_gamma = -1;
   bool per = false, no_double = false, quantization_aware = false, no_quantization_aware = false;
   std::string numa = "auto";
@@ -59,6 +59,7 @@ void run_dqn(const config::Config& cfg, TrainCli& cli) {
   if (cli.quantization_aware) o.dqn.quantization_aware = true;
   if (cli.no_quantization_aware) o.dqn.quantization_aware = false;
   if (cli.belief_particles >= 0) o.belief_particles = cli.belief_particles;
+  if (cli.belief_top_k >= 0) o.belief_top_k = cli.belief_top_k;
   o.numa = cli.numa;
   o.mealsim = cfg.mealsim;
   o.data_dir = cli.options.data_dir;
@@ -185,6 +186,8 @@ void add_train_command(CLI::App& app, const GlobalOptions& global) {
   sub->add_option("--belief-particles", cli->belief_particles,
                   "mealsim: train on a belief over the user of this many particles, 0 = none (dqn; such a model is "
                   "evaluated, not served)");
+  sub->add_option("--belief-top-k", cli->belief_top_k,
+                  "with --belief-particles: rank only the belief's K best-planned meals per state, 0 = all (dqn)");
   sub->add_option("--numa", cli->numa, "auto | off: place the training worker and its buffers with libnuma (dqn)")
       ->check(CLI::IsMember({"auto", "off"}));
   sub->add_option("--seed", o.seed, "run seed (environment, exploration and, for dqn, network initialisation)")->default_val(0);

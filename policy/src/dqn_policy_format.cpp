@@ -17,8 +17,8 @@ namespace nn = agent::nn;
 class OwnedDqnPolicy final : public env::MealPolicy {
  public:
   OwnedDqnPolicy(std::shared_ptr<const nn::Mlp<float>> network, const env::Catalog& catalog,
-                 const env::Population& population, int belief_particles)
-      : network_(std::move(network)), policy_(*network_, catalog, &population, belief_particles) {}
+                 const env::Population& population, int belief_particles, int belief_top_k)
+      : network_(std::move(network)), policy_(*network_, catalog, &population, belief_particles, belief_top_k) {}
   std::string_view name() const override { return "dqn"; }
   env::Action act(const env::MealSim& sim, std::mt19937_64& rng) override { return policy_.act(sim, rng); }
 
@@ -69,6 +69,7 @@ LoadedPolicy make_dqn_meal_policy(const Checkpoint& checkpoint, const std::files
                                   const PolicyLoadContext& context) {
   auto model = load_dqn_model(path);
   const int belief_particles = dqn_belief_particles(model, path);
+  const int belief_top_k = dqn_belief_top_k(model, path);
   const int expected = env::kCandidateInputSize + (belief_particles > 0 ? env::kBeliefCandidateFeatures : 0);
   if (model.network->input_size() != expected || model.network->output_size() != 1) {
     throw CheckpointError(path.string(), "is not a MealSim candidate scorer (" + std::to_string(model.network->input_size()) +
@@ -82,8 +83,10 @@ LoadedPolicy make_dqn_meal_policy(const Checkpoint& checkpoint, const std::files
   const auto step = checkpoint.metadata.find("step");
   p.description = "DQN candidate scorer " + model.metadata["layer_sizes"] + ", greedy" +
                   (belief_particles > 0 ? ", on a belief of " + std::to_string(belief_particles) + " particles" : "") +
+                  (belief_top_k > 0 ? ", among its " + std::to_string(belief_top_k) + " best-planned meals" : "") +
                   (step != checkpoint.metadata.end() ? ", network of training step " + step->second : "");
-  p.policy = std::make_unique<OwnedDqnPolicy>(network, *context.catalog, *context.population, belief_particles);
+  p.policy = std::make_unique<OwnedDqnPolicy>(network, *context.catalog, *context.population, belief_particles,
+                                              belief_top_k);
   if (belief_particles > 0) {
     p.ope_unavailable = "its belief replays each week's history; logs hold single decisions";
   } else {

@@ -76,6 +76,8 @@ struct MealSimDqnEnv {
   std::unique_ptr<env::Population> population;
   std::unique_ptr<env::MealSim> sim;
   int belief_particles = 0;
+  int belief_top_k = 0;
+  std::vector<std::size_t> order;  // scratch of keep_top_k
   std::unique_ptr<env::MealBelief> belief;
   std::mt19937_64 belief_rng;
   std::vector<std::int16_t> allowed;
@@ -120,6 +122,25 @@ struct MealSimDqnEnv {
       throw std::invalid_argument("MealSim: " + std::to_string(allowed.size()) + " candidates in one slot exceed " +
                                   std::to_string(kMaxCandidates));
     }
+    if (belief && belief_top_k > 0 && allowed.size() > static_cast<std::size_t>(belief_top_k)) keep_top_k();
+  }
+  // Candidate generation by the belief: only the belief_top_k candidates with the highest
+  // planning score stay (ties: lower catalog index), in catalog order.
+  void keep_top_k() {
+    const auto width = static_cast<std::size_t>(extra_size());
+    auto planning = [&](std::size_t c) { return extras[c * width + 3]; };  // write_belief_features [2]
+    order.resize(allowed.size());
+    for (std::size_t c = 0; c < order.size(); ++c) order[c] = c;
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return planning(a) > planning(b); });
+    order.resize(static_cast<std::size_t>(belief_top_k));
+    std::sort(order.begin(), order.end());
+    for (std::size_t k = 0; k < order.size(); ++k) {
+      allowed[k] = allowed[order[k]];
+      std::copy_n(extras.begin() + static_cast<std::ptrdiff_t>(order[k] * width), width,
+                  extras.begin() + static_cast<std::ptrdiff_t>(k * width));
+    }
+    allowed.resize(order.size());
+    extras.resize(order.size() * width);
   }
   int input_size() const { return env::kCandidateInputSize + (belief ? env::kBeliefCandidateFeatures : 0); }
   static int num_actions() { return 0; }
@@ -176,7 +197,7 @@ EvalSummary evaluate_network(Env& e, const nn::Mlp<float>& net, int episodes, st
   // MealSim: the same greedy policy evaluation and serving use.
   std::unique_ptr<DqnMealPolicy> meal_policy;
   if constexpr (Env::kCandidates) {
-    meal_policy = std::make_unique<DqnMealPolicy>(net, *e.catalog, e.population.get(), e.belief_particles);
+    meal_policy = std::make_unique<DqnMealPolicy>(net, *e.catalog, e.population.get(), e.belief_particles, e.belief_top_k);
   }
   std::mt19937_64 policy_rng(salt);  // greedy policies draw only for their belief, if any
   double sum = 0, sum_sq = 0;
@@ -227,6 +248,9 @@ void validate(const DqnTrainOptions& o) {
     bad("--belief-particles: " + std::to_string(o.belief_particles) + " is outside 0..4096");
   }
   if (o.belief_particles > 0 && o.env != "mealsim") bad("--belief-particles: only mealsim has a hidden user to believe in");
+  if (o.belief_top_k < 0 || (o.belief_top_k > 0 && o.belief_particles == 0)) {
+    bad("--belief-top-k: " + std::to_string(o.belief_top_k) + " must be 0 (all) or >= 1 with --belief-particles > 0");
+  }
   if (o.belief_particles > 0 && o.resume_from) {
     bad("--resume: runs with --belief-particles cannot resume yet (the belief's particles are not checkpointed)");
   }
@@ -258,6 +282,7 @@ nlohmann::json options_json(const DqnTrainOptions& o) {
   // Only when on, so that the settings of runs without it (and their checkpoints) read as before.
   if (o.dqn.quantization_aware) j["quantization_aware"] = true;
   if (o.belief_particles > 0) j["belief_particles"] = o.belief_particles;
+  if (o.belief_top_k > 0) j["belief_top_k"] = o.belief_top_k;
   return j;
 }
 
@@ -357,6 +382,7 @@ DqnTrainResult run(Env& e, const DqnTrainOptions& o) {
                   {"recent_returns", nlohmann::json{{"count", recent_count}, {"values", recent}}.dump()},
                   {"git_revision", o.git_revision}};
     if (o.belief_particles > 0) c.metadata["belief_particles"] = std::to_string(o.belief_particles);
+    if (o.belief_top_k > 0) c.metadata["belief_top_k"] = std::to_string(o.belief_top_k);
     save_safetensors(path, c);
   };
 
@@ -447,6 +473,7 @@ DqnTrainResult run(Env& e, const DqnTrainOptions& o) {
   std::unique_ptr<Env> eval_env;
   if constexpr (Env::kCandidates) {
     eval_env = std::make_unique<Env>(o.data_dir, o.mealsim, o.belief_particles, o.seed ^ 0xbe11'efULL);
+    eval_env->belief_top_k = o.belief_top_k;
   } else {
     eval_env = std::make_unique<Env>();
   }
@@ -602,6 +629,7 @@ DqnTrainResult run(Env& e, const DqnTrainOptions& o) {
                     {"step", std::to_string(best_step)},
                     {"git_revision", o.git_revision}};
   if (o.belief_particles > 0) model.metadata["belief_particles"] = std::to_string(o.belief_particles);
+  if (o.belief_top_k > 0) model.metadata["belief_top_k"] = std::to_string(o.belief_top_k);
   result.model = o.run_dir / "model.safetensors";
   save_safetensors(result.model, model);
   if (!interrupted && o.eval_episodes > 0) result.greedy_eval = evaluate_network(*eval_env, best, o.eval_episodes, kEvalSeedSalt);
@@ -683,6 +711,7 @@ DqnTrainResult train_dqn(const DqnTrainOptions& options) {
     return run(e, options);
   }
   MealSimDqnEnv e(options.data_dir, options.mealsim, options.belief_particles, options.seed ^ 0xb0b0'be11'efULL);
+  e.belief_top_k = options.belief_top_k;
   return run(e, options);
 }
 
@@ -749,20 +778,33 @@ DqnModel load_dqn_model(const std::filesystem::path& path) {
   return model;
 }
 
-int dqn_belief_particles(const DqnModel& model, const std::filesystem::path& path) {
-  const auto it = model.metadata.find("belief_particles");
+namespace {
+
+// A count in 1..4096 stored in the model's metadata under `key`; 0 when absent.
+int metadata_count(const DqnModel& model, const std::filesystem::path& path, const std::string& key) {
+  const auto it = model.metadata.find(key);
   if (it == model.metadata.end()) return 0;
-  int particles = 0;
-  const auto [end, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), particles);
-  if (ec != std::errc() || end != it->second.data() + it->second.size() || particles < 1 || particles > 4096) {
-    throw CheckpointError(path.string(), "metadata \"belief_particles\" is \"" + it->second + "\", expected 1..4096");
+  int value = 0;
+  const auto [end, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), value);
+  if (ec != std::errc() || end != it->second.data() + it->second.size() || value < 1 || value > 4096) {
+    throw CheckpointError(path.string(), "metadata \"" + key + "\" is \"" + it->second + "\", expected 1..4096");
   }
-  return particles;
+  return value;
+}
+
+}  // namespace
+
+int dqn_belief_particles(const DqnModel& model, const std::filesystem::path& path) {
+  return metadata_count(model, path, "belief_particles");
+}
+
+int dqn_belief_top_k(const DqnModel& model, const std::filesystem::path& path) {
+  return metadata_count(model, path, "belief_top_k");
 }
 
 DqnMealPolicy::DqnMealPolicy(const nn::Mlp<float>& network, const env::Catalog& catalog,
-                             const env::Population* population, int belief_particles)
-    : network_(&network), catalog_(&catalog) {
+                             const env::Population* population, int belief_particles, int belief_top_k)
+    : network_(&network), catalog_(&catalog), belief_top_k_(belief_top_k) {
   if (belief_particles > 0) {
     if (population == nullptr) throw std::invalid_argument("DqnMealPolicy: a belief needs the population");
     env::BeliefOptions options;
@@ -807,6 +849,16 @@ env::Action DqnMealPolicy::act(const env::MealSim& sim, std::mt19937_64& rng) {
     if (belief_) env::write_belief_features(belief_->value(allowed_[c]), row + env::kCandidateInputSize);
   }
   network_->predict(rows_, scores_, workspace_);
+  if (belief_top_k_ > 0 && allowed_.size() > static_cast<std::size_t>(belief_top_k_)) {
+    // Only the belief's top_k by planning score are candidates (as in training).
+    order_.resize(allowed_.size());
+    for (std::size_t c = 0; c < order_.size(); ++c) order_[c] = c;
+    const auto planning = [&](std::size_t c) { return rows_(static_cast<Eigen::Index>(c), env::kCandidateInputSize + 2); };
+    std::stable_sort(order_.begin(), order_.end(), [&](std::size_t a, std::size_t b) { return planning(a) > planning(b); });
+    for (std::size_t k = static_cast<std::size_t>(belief_top_k_); k < order_.size(); ++k) {
+      scores_(static_cast<Eigen::Index>(order_[k]), 0) = -std::numeric_limits<float>::infinity();
+    }
+  }
   Eigen::Index best = 0;
   scores_.col(0).maxCoeff(&best);
   last_offered_ = allowed_[static_cast<std::size_t>(best)];

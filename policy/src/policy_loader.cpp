@@ -1,6 +1,7 @@
 #include "forkcast/policy/policy_loader.hpp"
 
 #include <algorithm>
+#include <charconv>
 #include <array>
 #include <stdexcept>
 #include <system_error>
@@ -144,9 +145,23 @@ LoadedPolicy load_meal_policy(std::string_view spec, const PolicyLoadContext& co
     p.policy = std::make_unique<env::PlanningOraclePolicy>();
     p.reads_hidden_state = true;
     p.description = "knows the hidden taste; also values the rest of the day, satisfaction and boredom (a bound)";
-  } else if (spec == "belief-myopic" || spec == "belief-planner") {
+  } else if (spec == "belief-myopic" || spec == "belief-planner" || spec.starts_with("belief-myopic:") ||
+             spec.starts_with("belief-planner:")) {
+    // "belief-planner" or "belief-planner:N" for N particles (1..4096).
     env::BeliefOptions belief;
-    belief.plan = spec == "belief-planner";
+    belief.plan = spec.starts_with("belief-planner");
+    const std::string_view base = belief.plan ? "belief-planner" : "belief-myopic";
+    if (spec.size() > base.size()) {
+      const std::string_view count = spec.substr(base.size() + 1);
+      int particles = 0;
+      const auto [end, ec] = std::from_chars(count.data(), count.data() + count.size(), particles);
+      if (ec != std::errc() || end != count.data() + count.size() || particles < 1 ||
+          particles > 4096) {
+        throw std::invalid_argument("--policy \"" + std::string(spec) + "\": write " + std::string(base) + " or " +
+                                    std::string(base) + ":N with N particles in 1..4096");
+      }
+      belief.particles = particles;
+    }
     p.policy = std::make_unique<env::BeliefPolicy>(*context.population, belief);
     p.description = std::string(belief.plan ? "the planning oracle's" : "the myopic oracle's") +
                     " rule on a belief over the hidden taste (" + std::to_string(belief.particles) +

@@ -293,6 +293,7 @@ TEST(DqnBelief, TrainsEvaluatesDeterministicallyAndIsRefusedByTheService) {
   o.eval_every = 0;
   o.eval_episodes = 0;
   o.belief_particles = 8;
+  o.belief_top_k = 3;
   fp::train_dqn(o);
   const auto model_path = o.run_dir / "model.safetensors";
   const auto model = fp::load_dqn_model(model_path);
@@ -310,6 +311,7 @@ TEST(DqnBelief, TrainsEvaluatesDeterministicallyAndIsRefusedByTheService) {
   context.population = &population;
   auto loaded = fp::load_meal_policy(model_path.string(), context);
   EXPECT_NE(loaded.description.find("belief of 8 particles"), std::string::npos) << loaded.description;
+  EXPECT_NE(loaded.description.find("among its 3 best-planned meals"), std::string::npos) << loaded.description;
   EXPECT_FALSE(loaded.ope_target);
   EXPECT_FALSE(loaded.ope_unavailable.empty());
   fe::MealSim sim(catalog, population);
@@ -330,6 +332,17 @@ TEST(DqnBelief, TrainsEvaluatesDeterministicallyAndIsRefusedByTheService) {
     EXPECT_NE(std::string(e.what()).find("belief_particles 8"), std::string::npos) << e.what();
   }
 
+  auto forged = fp::load_safetensors(model_path);
+  forged.metadata["belief_top_k"] = "0";
+  const auto forged_path = o.run_dir / "forged.safetensors";
+  fp::save_safetensors(forged_path, forged);
+  try {
+    fp::load_meal_policy(forged_path.string(), context);
+    FAIL() << "a belief_top_k of 0 was accepted";
+  } catch (const fp::CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("\"belief_top_k\" is \"0\", expected 1..4096"), std::string::npos) << e.what();
+  }
+
   auto resumed = quiet(o, "belief_c");
   resumed.resume_from = o.run_dir / "final.safetensors";
   try {
@@ -338,4 +351,33 @@ TEST(DqnBelief, TrainsEvaluatesDeterministicallyAndIsRefusedByTheService) {
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("--belief-particles"), std::string::npos) << e.what();
   }
+}
+
+// Ranking only the belief's best-planned meal leaves the network nothing to decide: the
+// DQN policy then suggests what the belief planner on the same belief suggests.
+TEST(DqnBelief, TopOneIsTheBeliefPlannersChoice) {
+  const fs::path data = FORKCAST_SOURCE_DIR "/data";
+  const auto catalog = fe::Catalog::load(data);
+  const auto population = fe::Population::load(data / "population.yaml");
+  nn::Mlp<float> network({fe::kCandidateInputSize + fe::kBeliefCandidateFeatures, 16, 1}, 7);
+  fp::DqnMealPolicy dqn(network, catalog, &population, 8, 1);
+  fe::BeliefOptions options;
+  options.particles = 8;
+  fe::BeliefPolicy planner(population, options);
+  fe::MealSim a(catalog, population), b(catalog, population);
+  int steps = 0, same = 0;
+  for (std::uint64_t u = 0; u < 5; ++u) {
+    std::mt19937_64 rng_a(u), rng_b(u);
+    a.reset(6'000'000ULL + u);
+    b.reset(6'000'000ULL + u);
+    while (!a.done() && !b.done()) {
+      const auto x = dqn.act(a, rng_a), y = planner.act(b, rng_b);
+      same += x == y ? 1 : 0;
+      ++steps;
+      a.step(x);
+      b.step(y);
+    }
+  }
+  // Float rounding of the stored score may break a near-tie the other way now and then.
+  EXPECT_GE(same, steps * 95 / 100) << same << " of " << steps;
 }

@@ -93,6 +93,16 @@ TEST(PolicyLoader, BuiltInsLoadAndSayWhetherLogsCanEvaluateThem) {
     }
   }
   EXPECT_FALSE(fp::load_meal_policy("belief-planner", world().context()).reads_hidden_state);
+  EXPECT_NE(fp::load_meal_policy("belief-planner:32", world().context()).description.find("(32 simulated users"),
+            std::string::npos);
+  for (const char* bad : {"belief-planner:0", "belief-planner:", "belief-myopic:12x", "belief-planner:99999"}) {
+    try {
+      fp::load_meal_policy(bad, world().context());
+      ADD_FAILURE() << bad << " was accepted";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find("N particles in 1..4096"), std::string::npos) << e.what();
+    }
+  }
   EXPECT_TRUE(fp::load_meal_policy("myopic-oracle", world().context()).reads_hidden_state);
 }
 

@@ -61,6 +61,9 @@ struct DqnTrainOptions {
   // MealSim: > 0 trains on a belief over the user (env/belief_policy.hpp) of this many
   // particles, whose values every candidate row carries; 0: the observation alone.
   int belief_particles = 0;
+  // With a belief: > 0 keeps only this many candidates per state, those with the highest
+  // planning score (candidate generation by the belief, ranking by the network); 0: all.
+  int belief_top_k = 0;
   const std::atomic<bool>* stop = nullptr;
   bool show_progress = true;
 };
@@ -96,6 +99,8 @@ DqnModel load_dqn_model(const std::filesystem::path& path);
 // The particles of the belief a MealSim model was trained on (metadata
 // "belief_particles"; 0 when absent). Throws CheckpointError for a malformed value.
 int dqn_belief_particles(const DqnModel& model, const std::filesystem::path& path);
+// Candidates a belief model keeps per state (metadata "belief_top_k"; 0 = all).
+int dqn_belief_top_k(const DqnModel& model, const std::filesystem::path& path);
 
 // Greedy MealSim policy on a candidate-scoring network: scores every allowed meal of the
 // state in one batched pass and takes the best (ties: lowest index).
@@ -107,7 +112,7 @@ class DqnMealPolicy final : public env::MealPolicy {
   // Throws std::invalid_argument when the network does not map input_size() -> 1, or a
   // belief is asked for without the population.
   DqnMealPolicy(const agent::nn::Mlp<float>& network, const env::Catalog& catalog,
-                const env::Population* population = nullptr, int belief_particles = 0);
+                const env::Population* population = nullptr, int belief_particles = 0, int belief_top_k = 0);
   ~DqnMealPolicy() override;
   std::string_view name() const override { return "dqn"; }
   env::Action act(const env::MealSim& sim, std::mt19937_64& rng) override;
@@ -117,6 +122,8 @@ class DqnMealPolicy final : public env::MealPolicy {
   const agent::nn::Mlp<float>* network_;
   const env::Catalog* catalog_;
   std::unique_ptr<env::MealBelief> belief_;
+  int belief_top_k_ = 0;
+  std::vector<std::size_t> order_;  // scratch
   env::Action last_offered_ = -1;
   int accepted_before_ = 0;
   agent::nn::Matrix<float> rows_, scores_;
