@@ -55,7 +55,11 @@ DqnLearner::DqnLearner(const DqnConfig& config, CandidateFeatures features, std:
   if (features.observation_size <= 0 || features.static_size < 0 || features.dynamic_size < 0 || features.num_items <= 0 ||
       features.extra_size < 1 ||
       (features.static_size > 0 && features.static_features == nullptr) || !features.dynamic) {
-    throw std::invalid_argument("CandidateFeatures: sizes must be positive, with a static table and a dynamic function");
+    throw std::invalid_argument("CandidateFeatures: observation_size " + std::to_string(features.observation_size) +
+                                ", static_size " + std::to_string(features.static_size) + ", dynamic_size " +
+                                std::to_string(features.dynamic_size) + ", num_items " + std::to_string(features.num_items) +
+                                ", extra_size " + std::to_string(features.extra_size) +
+                                ": sizes must be positive (extra_size >= 1), with a static table and a dynamic function");
   }
   features_ = std::move(features);
 }
@@ -119,6 +123,11 @@ void DqnLearner::score_rows(const nn::Mlp<float>& net, const nn::Matrix<float>& 
 void DqnLearner::score_candidates(std::span<const float> observation, std::span<const std::int16_t> candidates,
                                   std::span<const float> extras, std::span<float> scores) {
   const auto n = candidates.size();
+  if (extras.size() != n * static_cast<std::size_t>(features_.extra_size) || scores.size() < n) {
+    throw std::invalid_argument("score_candidates: " + std::to_string(n) + " candidates need " +
+                                std::to_string(n * static_cast<std::size_t>(features_.extra_size)) + " extras and as many scores; got " +
+                                std::to_string(extras.size()) + " and " + std::to_string(scores.size()));
+  }
   states_.resize(1, features_.observation_size);
   std::copy(observation.begin(), observation.begin() + features_.observation_size, states_.data());
   row_state_.assign(n, 0);
@@ -205,6 +214,10 @@ void DqnLearner::compute_targets_candidates(const ReplayBuffer& replay) {
 
 float DqnLearner::update(ReplayBuffer& replay, std::mt19937_64& rng) {
   if (candidate_head() && !features_.dynamic) throw std::invalid_argument("update: the candidate head needs CandidateFeatures");
+  if (candidate_head() && replay.spec().candidate_extras != features_.extra_size) {
+    throw std::invalid_argument("update: the replay keeps " + std::to_string(replay.spec().candidate_extras) +
+                                " extras per candidate, the features read " + std::to_string(features_.extra_size));
+  }
   const auto b = static_cast<std::size_t>(config_.batch_size);
   replay.sample(b, rng, config_.per_beta, batch_);
   inputs_.resize(static_cast<Eigen::Index>(b), input_size_);

@@ -221,7 +221,7 @@ void add_evaluate_command(CLI::App& app, const GlobalOptions& global) {
   auto cli = std::make_shared<EvaluateCli>();
   auto* sub = app.add_subcommand("evaluate", "Evaluate policies in MealSim (and from logs); write report.json/html/md");
   sub->add_option("--policy", cli->policies,
-                  "random | popularity | myopic-oracle | planning-oracle | belief-myopic | belief-planner | a checkpoint path; repeat for more. The first "
+                  "random | popularity | myopic-oracle | planning-oracle | belief-myopic | belief-planner (:N for N particles) | a checkpoint path; repeat for more. The first "
                   "is the reference for paired differences");
   sub->add_option("--env", cli->env, "environment (mealsim)")->check(CLI::IsMember({"mealsim"}));
   sub->add_option("--users", cli->eval.users, "simulated users (the same for every policy)")->default_val(1000)->check(CLI::PositiveNumber);

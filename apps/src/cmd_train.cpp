@@ -185,9 +185,11 @@ void add_train_command(CLI::App& app, const GlobalOptions& global) {
   sub->add_flag("--no-quantization-aware", cli->no_quantization_aware, "train plain float32 weights (dqn)")->excludes(qat);
   sub->add_option("--belief-particles", cli->belief_particles,
                   "mealsim: train on a belief over the user of this many particles, 0 = none (dqn; such a model is "
-                  "evaluated, not served)");
+                  "evaluated, not served)")
+      ->check(CLI::NonNegativeNumber);
   sub->add_option("--belief-top-k", cli->belief_top_k,
-                  "with --belief-particles: rank only the belief's K best-planned meals per state, 0 = all (dqn)");
+                  "with --belief-particles: rank only the belief's K best-planned meals per state, 0 = all (dqn)")
+      ->check(CLI::NonNegativeNumber);
   sub->add_option("--numa", cli->numa, "auto | off: place the training worker and its buffers with libnuma (dqn)")
       ->check(CLI::IsMember({"auto", "off"}));
   sub->add_option("--seed", o.seed, "run seed (environment, exploration and, for dqn, network initialisation)")->default_val(0);

@@ -26,6 +26,10 @@ double MealBelief::effective_particles() const {
 }
 
 void MealBelief::start(const MealSim& sim, std::mt19937_64& rng) {
+  if (sim.step_index() != 0) {
+    throw std::invalid_argument("MealBelief::start: the week is at step " + std::to_string(sim.step_index()) +
+                                "; a belief starts at a week's first step and follows every step after it");
+  }
   const auto count = static_cast<std::size_t>(options_.particles);
   if (particles_.empty() || &particles_.front().catalog() != &sim.catalog()) {
     particles_.clear();
@@ -47,8 +51,9 @@ void MealBelief::start(const MealSim& sim, std::mt19937_64& rng) {
   std::uniform_real_distribution<double> unit(0.0, total);
   for (auto& particle : particles_) {
     const double u = unit(rng);
+    // upper_bound: u == 0 must not land on a leading archetype of zero weight.
     const auto a = static_cast<int>(std::min<std::ptrdiff_t>(
-        std::lower_bound(archetype_posterior_.begin(), archetype_posterior_.end(), u) - archetype_posterior_.begin(),
+        std::upper_bound(archetype_posterior_.begin(), archetype_posterior_.end(), u) - archetype_posterior_.begin(),
         static_cast<std::ptrdiff_t>(archetypes.size()) - 1));
     User user = population_->sample_archetype(sim.catalog(), a, rng);
     user.profile = profile;  // the taste is the archetype's; the profile is what the app knows

@@ -70,6 +70,10 @@ LoadedPolicy make_dqn_meal_policy(const Checkpoint& checkpoint, const std::files
   auto model = load_dqn_model(path);
   const int belief_particles = dqn_belief_particles(model, path);
   const int belief_top_k = dqn_belief_top_k(model, path);
+  if (belief_top_k > 0 && belief_particles == 0) {
+    throw CheckpointError(path.string(), "metadata \"belief_top_k\" (" + std::to_string(belief_top_k) +
+                                             ") needs \"belief_particles\", which the file lacks");
+  }
   const int expected = env::kCandidateInputSize + (belief_particles > 0 ? env::kBeliefCandidateFeatures : 0);
   if (model.network->input_size() != expected || model.network->output_size() != 1) {
     throw CheckpointError(path.string(), "is not a MealSim candidate scorer (" + std::to_string(model.network->input_size()) +

@@ -57,16 +57,19 @@ struct CartPoleDqnEnv {
 
 // With belief_particles > 0 the agent also keeps a belief over the user (a MealBelief
 // that follows every step) and each candidate carries its values (write_belief_features).
+// An environment for greedy evaluation only (track_belief = false) keeps none: the policy
+// it evaluates (DqnMealPolicy) follows the week with its own.
 struct MealSimDqnEnv {
   static constexpr bool kCandidates = true;
   MealSimDqnEnv(const std::filesystem::path& data_dir, const config::MealSimConfig& cfg, int belief_particles,
-                std::uint64_t belief_seed)
+                int belief_top_k, std::uint64_t belief_seed, bool track_belief)
       : catalog(std::make_unique<env::Catalog>(env::Catalog::load(data_dir))),
         population(std::make_unique<env::Population>(env::Population::load(data_dir / "population.yaml"))),
         sim(std::make_unique<env::MealSim>(*catalog, *population, cfg)),
         belief_particles(belief_particles),
+        belief_top_k(belief_top_k),
         belief_rng(belief_seed) {
-    if (belief_particles > 0) {
+    if (belief_particles > 0 && track_belief) {
       env::BeliefOptions options;
       options.particles = belief_particles;
       belief = std::make_unique<env::MealBelief>(*population, options);
@@ -82,15 +85,18 @@ struct MealSimDqnEnv {
   std::mt19937_64 belief_rng;
   std::vector<std::int16_t> allowed;
   std::vector<float> extras;  // per allowed candidate: recency, then the belief's values
+  bool candidates_fresh = false;  // allowed and extras describe the current state
 
-  int extra_size() const { return 1 + (belief ? env::kBeliefCandidateFeatures : 0); }
+  int extra_size() const { return 1 + (belief_particles > 0 ? env::kBeliefCandidateFeatures : 0); }
   std::span<const float> observation() const { return sim->observation(); }
   void reset(std::uint64_t seed) {
     sim->reset(seed);
+    candidates_fresh = false;
     if (belief) belief->start(*sim, belief_rng);
   }
   void reset() {
     sim->reset();
+    candidates_fresh = false;
     if (belief) belief->start(*sim, belief_rng);
   }
   std::mt19937_64& generator() { return sim->generator(); }
@@ -100,11 +106,16 @@ struct MealSimDqnEnv {
   };
   Outcome step(env::Action a) {
     const auto r = sim->step(a);
-    if (belief && !r.terminated && !r.truncated) belief->observe(a, r.accepted, r.eaten, belief_rng);
+    candidates_fresh = false;
+    // A truncated week still bootstraps from its next state, so the belief follows it there.
+    if (belief && !r.terminated) belief->observe(a, r.accepted, r.eaten, belief_rng);
     return {r.reward, r.terminated, r.truncated};
   }
-  // The allowed candidates of the current state and their extras.
+  // The allowed candidates of the current state and their extras (computed once per state:
+  // a belief's values cost particles x candidates planning scores).
   void refresh_candidates() {
+    if (candidates_fresh) return;
+    candidates_fresh = true;
     allowed.clear();
     extras.clear();
     const auto mask = sim->action_mask();
@@ -142,7 +153,7 @@ struct MealSimDqnEnv {
     allowed.resize(order.size());
     extras.resize(order.size() * width);
   }
-  int input_size() const { return env::kCandidateInputSize + (belief ? env::kBeliefCandidateFeatures : 0); }
+  int input_size() const { return env::kCandidateInputSize + (belief_particles > 0 ? env::kBeliefCandidateFeatures : 0); }
   static int num_actions() { return 0; }
   std::string spec() const { return "MealSim catalog " + catalog->content_hash(); }
 };
@@ -248,8 +259,9 @@ void validate(const DqnTrainOptions& o) {
     bad("--belief-particles: " + std::to_string(o.belief_particles) + " is outside 0..4096");
   }
   if (o.belief_particles > 0 && o.env != "mealsim") bad("--belief-particles: only mealsim has a hidden user to believe in");
-  if (o.belief_top_k < 0 || (o.belief_top_k > 0 && o.belief_particles == 0)) {
-    bad("--belief-top-k: " + std::to_string(o.belief_top_k) + " must be 0 (all) or >= 1 with --belief-particles > 0");
+  if (o.belief_top_k < 0 || o.belief_top_k > kMaxCandidates || (o.belief_top_k > 0 && o.belief_particles == 0)) {
+    bad("--belief-top-k: " + std::to_string(o.belief_top_k) + " must be 0 (all) or 1.." + std::to_string(kMaxCandidates) +
+        " with --belief-particles > 0");
   }
   if (o.belief_particles > 0 && o.resume_from) {
     bad("--resume: runs with --belief-particles cannot resume yet (the belief's particles are not checkpointed)");
@@ -286,6 +298,10 @@ nlohmann::json options_json(const DqnTrainOptions& o) {
   return j;
 }
 
+// Candidates a replay row must hold for the next state: every allowed meal of a slot, or
+// the belief's top K when only those are ranked.
+int candidate_slots(const DqnTrainOptions& o) { return o.belief_top_k > 0 ? o.belief_top_k : kMaxCandidates; }
+
 // One pending step of an n-step window.
 struct PendingStep {
   std::vector<float> observation;
@@ -302,7 +318,7 @@ agent::DqnLearner make_learner(MealSimDqnEnv& e, const DqnTrainOptions& o) {
   agent::CandidateFeatures f;
   f.observation_size = env::kObservationSize;
   f.static_size = env::kMealStaticFeatures;
-  const bool belief = e.belief != nullptr;
+  const bool belief = e.belief_particles > 0;
   f.dynamic_size = env::kCandidateDynamicFeatures + (belief ? env::kBeliefCandidateFeatures : 0);
   f.extra_size = e.extra_size();
   f.num_items = static_cast<int>(e.catalog->size());
@@ -326,7 +342,7 @@ DqnTrainResult run(Env& e, const DqnTrainOptions& o) {
   int candidate_extras = 1;
   if constexpr (Env::kCandidates) candidate_extras = e.extra_size();
   agent::ReplayBuffer replay({o.buffer_size, static_cast<int>(e.observation().size()),
-                              Env::kCandidates ? kMaxCandidates : 0, candidate_extras, o.prioritized});
+                              Env::kCandidates ? candidate_slots(o) : 0, candidate_extras, o.prioritized});
   std::mt19937_64 rng(o.seed ^ 0xa5a5'a5a5'a5a5'a5a5ULL);
   std::vector<float> best_params(learner.online().parameters().begin(), learner.online().parameters().end());
   double best_score = -std::numeric_limits<double>::infinity();
@@ -355,7 +371,7 @@ DqnTrainResult run(Env& e, const DqnTrainOptions& o) {
     c.tensors.push_back(flat<float>("replay.rewards", replay.rewards()));
     c.tensors.push_back(flat<float>("replay.discounts", replay.discounts()));
     if (Env::kCandidates) {
-      const auto k = static_cast<std::int64_t>(kMaxCandidates);
+      const auto k = static_cast<std::int64_t>(replay.spec().max_candidates);
       c.tensors.push_back(Tensor::from_span<std::int16_t>(
           "replay.candidates", {n, k}, {replay.candidates().data(), static_cast<std::size_t>(n * k)}));
       const auto kx = k * static_cast<std::int64_t>(replay.spec().candidate_extras);
@@ -472,8 +488,7 @@ DqnTrainResult run(Env& e, const DqnTrainOptions& o) {
   // A separate environment for evaluation, so evaluating never disturbs training's stream.
   std::unique_ptr<Env> eval_env;
   if constexpr (Env::kCandidates) {
-    eval_env = std::make_unique<Env>(o.data_dir, o.mealsim, o.belief_particles, o.seed ^ 0xbe11'efULL);
-    eval_env->belief_top_k = o.belief_top_k;
+    eval_env = std::make_unique<Env>(o.data_dir, o.mealsim, o.belief_particles, o.belief_top_k, 0, false);
   } else {
     eval_env = std::make_unique<Env>();
   }
@@ -710,8 +725,8 @@ DqnTrainResult train_dqn(const DqnTrainOptions& options) {
     CartPoleDqnEnv e;
     return run(e, options);
   }
-  MealSimDqnEnv e(options.data_dir, options.mealsim, options.belief_particles, options.seed ^ 0xb0b0'be11'efULL);
-  e.belief_top_k = options.belief_top_k;
+  MealSimDqnEnv e(options.data_dir, options.mealsim, options.belief_particles, options.belief_top_k,
+                  options.seed ^ 0xb0b0'be11'efULL, true);
   return run(e, options);
 }
 
@@ -805,6 +820,10 @@ int dqn_belief_top_k(const DqnModel& model, const std::filesystem::path& path) {
 DqnMealPolicy::DqnMealPolicy(const nn::Mlp<float>& network, const env::Catalog& catalog,
                              const env::Population* population, int belief_particles, int belief_top_k)
     : network_(&network), catalog_(&catalog), belief_top_k_(belief_top_k) {
+  if (belief_top_k < 0 || (belief_top_k > 0 && belief_particles <= 0)) {
+    throw std::invalid_argument("DqnMealPolicy: belief_top_k " + std::to_string(belief_top_k) +
+                                " needs a belief (belief_particles > 0); 0 ranks every allowed meal");
+  }
   if (belief_particles > 0) {
     if (population == nullptr) throw std::invalid_argument("DqnMealPolicy: a belief needs the population");
     env::BeliefOptions options;
@@ -829,7 +848,7 @@ env::Action DqnMealPolicy::act(const env::MealSim& sim, std::mt19937_64& rng) {
   if (belief_) {
     // Follow the week as an app would: the belief starts with it and learns each answer.
     if (sim.step_index() == 0 || !belief_->started() || belief_->step_index() != sim.step_index() - 1) {
-      belief_->start(sim, rng);
+      belief_->start(sim, rng);  // throws unless the week is at its first step
     } else {
       const auto [accepted, eaten] = env::observed_outcome(sim, last_offered_, accepted_before_);
       belief_->observe(last_offered_, accepted, eaten, rng);

@@ -102,6 +102,20 @@ TEST(BeliefPolicy, RejectsBadOptionsByName) {
   fe::BeliefOptions floor;
   floor.default_evidence_floor = 0;
   EXPECT_THROW(fe::BeliefPolicy(population(), floor), std::invalid_argument);
+
+  // A belief must see every answer of the week: it cannot start in the middle of one.
+  fe::MealSim sim(catalog(), population());
+  sim.reset(4);
+  std::mt19937_64 rng(1);
+  fe::RandomPolicy random;
+  sim.step(random.act(sim, rng));
+  fe::MealBelief belief(population(), {});
+  try {
+    belief.start(sim, rng);
+    FAIL() << "a belief started at step 1";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("the week is at step 1"), std::string::npos) << e.what();
+  }
 }
 
 // Planning on the belief pays, and inference pays: paired on the same users,

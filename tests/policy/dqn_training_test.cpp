@@ -342,6 +342,15 @@ TEST(DqnBelief, TrainsEvaluatesDeterministicallyAndIsRefusedByTheService) {
   } catch (const fp::CheckpointError& e) {
     EXPECT_NE(std::string(e.what()).find("\"belief_top_k\" is \"0\", expected 1..4096"), std::string::npos) << e.what();
   }
+  forged.metadata["belief_top_k"] = "3";
+  forged.metadata.erase("belief_particles");
+  fp::save_safetensors(forged_path, forged);
+  try {
+    fp::load_meal_policy(forged_path.string(), context);
+    FAIL() << "belief_top_k without belief_particles was accepted";
+  } catch (const fp::CheckpointError& e) {
+    EXPECT_NE(std::string(e.what()).find("needs \"belief_particles\""), std::string::npos) << e.what();
+  }
 
   auto resumed = quiet(o, "belief_c");
   resumed.resume_from = o.run_dir / "final.safetensors";

@@ -61,8 +61,9 @@ class MealBelief {
   // Throws std::invalid_argument for particles < 1 or a floor outside (0, 1].
   MealBelief(const Population& population, BeliefOptions options);
 
-  // A new week for the user `sim` simulates, at its first step: the prior given the
-  // profile (the only thing read from `sim` besides its catalog and config).
+  // A new week for the user `sim` simulates: the prior given the profile (the only thing
+  // read from `sim` besides its catalog and config). Throws std::invalid_argument unless
+  // the week is at its first step (the belief must see every answer).
   void start(const MealSim& sim, std::mt19937_64& rng);
   // The last suggestion's outcome: `offered` was accepted, or declined and `eaten` eaten
   // instead. Call after every step that did not end the week.

@@ -7,7 +7,8 @@
 //
 // Run folder (<runs_dir>/<run-id>/): metrics.jsonl (one JSON object per log interval),
 // latest.safetensors (at the first episode end after every checkpoint_every steps;
-// networks, optimizer, replay and generator states: --resume continues bit-exactly),
+// networks, optimizer, replay and generator states: --resume continues bit-exactly, except
+// for runs on a belief, whose particles are not saved and which refuse --resume),
 // final.safetensors (the same, at the end or on Ctrl-C), model.safetensors (the best
 // network alone, with its layer sizes and env spec in __metadata__: what evaluation and
 // serving load; tensors named like PyTorch's nn.Sequential of Linear layers), summary.json.
