@@ -211,11 +211,13 @@ double taste_of(const User& user, const Meal& meal) {
 
 namespace {
 
-// Density of U(r.lo, r.hi) at x (a point mass when the range is one value).
+// Density of U(r.lo, r.hi) at x. A one-value range is a point mass: its "density" at that
+// value is taken as 1e9, so that it outweighs any proper range that merely contains x (a
+// value hit exactly is overwhelming evidence for the archetype that always draws it).
 double uniform_density(const Range& r, double x) {
-  constexpr double kSlack = 1e-9;
+  constexpr double kSlack = 1e-9, kPointMass = 1e9;
   if (x < r.lo - kSlack || x > r.hi + kSlack) return 0.0;
-  return r.hi > r.lo ? 1.0 / (r.hi - r.lo) : 1.0;
+  return r.hi > r.lo ? 1.0 / (r.hi - r.lo) : kPointMass;
 }
 
 }  // namespace

@@ -84,6 +84,27 @@ TEST(ProfileLikelihood, TheDrawingArchetypeIsNeverRuledOutAndOthersOftenAre) {
   // Diet, goal, sodium limit and protein per kg separate most archetypes outright; the
   // profile is far more informative than the shares (the largest is 0.16).
   EXPECT_GT(posterior_of_truth / users, 0.6);
+  // A one-value range is a point mass: a profile on it belongs to that archetype.
+  fe::Archetype wide = archetypes.front(), point = archetypes.front();
+  wide.budget_usd = {2.0, 10.0};
+  point.budget_usd = {5.0, 5.0};
+  fe::UserProfile on_point = population().sample(catalog(), rng).profile;
+  on_point.goal = point.goal;
+  on_point.diet = point.diet;
+  on_point.excluded = 0;
+  on_point.sex = fe::Sex::female;
+  on_point.age = static_cast<int>(std::lround(point.age.lo));
+  on_point.height_cm = point.height_cm.lo - 6.0;
+  on_point.weight_kg = point.weight_kg.lo;
+  on_point.cook_time_min = point.cook_time_min.lo;
+  on_point.activity = point.activities.front();
+  on_point.sodium_limit_mg = point.sodium_limit_mg;
+  on_point.protein_g_per_kg = point.protein_g_per_kg;
+  on_point.budget_usd = 5.0;
+  const double w_point = fe::profile_likelihood(point, on_point), w_wide = fe::profile_likelihood(wide, on_point);
+  ASSERT_GT(w_wide, 0.0);
+  EXPECT_GT(w_point / (w_point + w_wide), 0.999);
+
   fe::UserProfile impossible;
   impossible.diet = fe::DietPreference::vegan;
   impossible.goal = fe::Goal::gain;
