@@ -55,6 +55,15 @@ struct CartPoleDqnEnv {
   std::string spec() const { return "CartPole-v1"; }
 };
 
+// Candidate positions 0..n-1 best first by the belief's planning score, ties to the lower
+// position (catalog order): training's top-K and the evaluated policy's must agree.
+template <class Planning>
+void order_by_planning(std::size_t n, Planning planning, std::vector<std::size_t>& order) {
+  order.resize(n);
+  for (std::size_t c = 0; c < n; ++c) order[c] = c;
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return planning(a) > planning(b); });
+}
+
 // With belief_particles > 0 the agent also keeps a belief over the user (a MealBelief
 // that follows every step) and each candidate carries its values (write_belief_features).
 // An environment for greedy evaluation only (track_belief = false) keeps none: the policy
@@ -139,10 +148,8 @@ struct MealSimDqnEnv {
   // planning score stay (ties: lower catalog index), in catalog order.
   void keep_top_k() {
     const auto width = static_cast<std::size_t>(extra_size());
-    auto planning = [&](std::size_t c) { return extras[c * width + 3]; };  // write_belief_features [2]
-    order.resize(allowed.size());
-    for (std::size_t c = 0; c < order.size(); ++c) order[c] = c;
-    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return planning(a) > planning(b); });
+    // write_belief_features [2], after the recency
+    order_by_planning(allowed.size(), [&](std::size_t c) { return extras[c * width + 3]; }, order);
     order.resize(static_cast<std::size_t>(belief_top_k));
     std::sort(order.begin(), order.end());
     for (std::size_t k = 0; k < order.size(); ++k) {
@@ -870,10 +877,9 @@ env::Action DqnMealPolicy::act(const env::MealSim& sim, std::mt19937_64& rng) {
   network_->predict(rows_, scores_, workspace_);
   if (belief_top_k_ > 0 && allowed_.size() > static_cast<std::size_t>(belief_top_k_)) {
     // Only the belief's top_k by planning score are candidates (as in training).
-    order_.resize(allowed_.size());
-    for (std::size_t c = 0; c < order_.size(); ++c) order_[c] = c;
-    const auto planning = [&](std::size_t c) { return rows_(static_cast<Eigen::Index>(c), env::kCandidateInputSize + 2); };
-    std::stable_sort(order_.begin(), order_.end(), [&](std::size_t a, std::size_t b) { return planning(a) > planning(b); });
+    order_by_planning(
+        allowed_.size(), [&](std::size_t c) { return rows_(static_cast<Eigen::Index>(c), env::kCandidateInputSize + 2); },
+        order_);
     for (std::size_t k = static_cast<std::size_t>(belief_top_k_); k < order_.size(); ++k) {
       scores_(static_cast<Eigen::Index>(order_[k]), 0) = -std::numeric_limits<float>::infinity();
     }
