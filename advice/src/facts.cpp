@@ -1,10 +1,13 @@
 // Facts, prompt and template advice. The prompt carries every number already rounded so
 // that a small model only has to copy, never to compute (docs/advice.md, "Prompt").
 #include <cmath>
+#include <initializer_list>
+#include <span>
 #include <stdexcept>
 #include <string>
 
 #include "forkcast/advice/facts.hpp"
+#include "forkcast/config/slots.hpp"
 #include "text_util.hpp"
 
 namespace forkcast::advice {
@@ -18,8 +21,7 @@ void require_finite_nonnegative(double value, const char* field) {
   }
 }
 
-void require_one_of(const std::string& value, const char* field,
-                    std::initializer_list<std::string_view> allowed) {
+void require_one_of(const std::string& value, const char* field, std::span<const std::string_view> allowed) {
   for (auto a : allowed) {
     if (value == a) return;
   }
@@ -29,6 +31,10 @@ void require_one_of(const std::string& value, const char* field,
                               "' is not one of " + list);
 }
 
+void require_one_of(const std::string& value, const char* field, std::initializer_list<std::string_view> allowed) {
+  require_one_of(value, field, std::span<const std::string_view>(allowed.begin(), allowed.size()));
+}
+
 long round_half_away(double v) { return std::lround(v); }
 
 }  // namespace
@@ -36,7 +42,7 @@ long round_half_away(double v) { return std::lround(v); }
 void validate_facts(const AdviceFacts& f) {
   if (f.meal_name.empty())
     throw std::invalid_argument("advice facts: meal_name: must not be empty");
-  require_one_of(f.slot, "slot", {"breakfast", "lunch", "dinner", "snack"});
+  require_one_of(f.slot, "slot", config::kMealSlotNames);
   require_one_of(f.goal, "goal", {"lose", "maintain", "gain"});
   require_one_of(f.diet, "diet", {"none", "vegetarian", "vegan", "pescatarian"});
   for (const auto& a : f.excluded) {

@@ -39,8 +39,6 @@ Enum parse_named(const YAML::Node& node, const std::string& file, const char* ke
                               ": '" + value + "' is not one of " + allowed);
 }
 
-std::string_view sex_name(env::Sex s) { return s == env::Sex::female ? "female" : "male"; }
-
 // The profile file: YAML (or JSON) with the fields of env::UserProfile, plus what was eaten
 // today before this meal (eaten_kcal, eaten_protein_g). Unknown keys are errors.
 std::pair<env::UserProfile, advice::DayIntake> read_profile(const std::string& file) {
@@ -61,7 +59,7 @@ std::pair<env::UserProfile, advice::DayIntake> read_profile(const std::string& f
     const auto where = file + ":" + std::to_string(kv.first.Mark().line + 1) + ": ";
     try {
       if (key == "sex")
-        p.sex = parse_named<env::Sex>(v, file, "sex", 2, sex_name);
+        p.sex = parse_named<env::Sex>(v, file, "sex", 2, env::sex_name);
       else if (key == "age")
         p.age = v.as<int>();
       else if (key == "height_cm")
@@ -117,11 +115,12 @@ std::pair<env::UserProfile, advice::DayIntake> read_profile(const std::string& f
       throw std::invalid_argument(where + key + ": " + e.what());
     }
   }
-  if (p.age < 10 || p.age > 120)
-    throw std::invalid_argument(file + ": age: " + std::to_string(p.age) +
-                                " is out of range 10..120");
-  if (p.weight_kg <= 0 || p.height_cm <= 0)
-    throw std::invalid_argument(file + ": height_cm and weight_kg must be > 0");
+  // The API's ranges (env::profile_limits): one rule wherever a person writes a profile.
+  try {
+    env::validate_profile(p);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(file + ": " + e.what());
+  }
   return {p, eaten};
 }
 

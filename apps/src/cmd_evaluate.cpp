@@ -15,10 +15,10 @@
 #include "forkcast/env/catalog.hpp"
 #include "forkcast/env/population.hpp"
 #include "forkcast/policy/checkpoint.hpp"
-#include "forkcast/policy/evaluation.hpp"
-#include "forkcast/policy/ope.hpp"
-#include "forkcast/policy/policy_loader.hpp"
-#include "forkcast/policy/report.hpp"
+#include "forkcast/evaluation/evaluation.hpp"
+#include "forkcast/evaluation/ope.hpp"
+#include "forkcast/evaluation/policy_loader.hpp"
+#include "forkcast/evaluation/report.hpp"
 
 namespace forkcast::apps {
 namespace {
@@ -28,14 +28,14 @@ struct EvaluateCli {
   std::string env = "mealsim";
   std::string out, data_dir, model_card, logs;
   bool overwrite = false, no_progress = false;
-  policy::EvaluationOptions eval;
-  policy::OpeOptions ope;
+  evaluation::EvaluationOptions eval;
+  evaluation::OpeOptions ope;
 };
 
 struct SynthCli {
   std::string out, data_dir;
   bool candidate_features = false;
-  policy::SyntheticLogOptions options;
+  evaluation::SyntheticLogOptions options;
 };
 
 std::string utc_now() {
@@ -75,7 +75,7 @@ bool same_file(const std::string& a, const std::string& b) {
 
 void run_evaluate(const GlobalOptions& global, EvaluateCli& cli) {
   const auto cfg = load_config_and_logging(global);
-  if (cli.policies.empty()) throw std::invalid_argument("--policy: give at least one policy (random, popularity, myopic-oracle, planning-oracle, belief-myopic, belief-planner or a checkpoint)");
+  if (cli.policies.empty()) throw std::invalid_argument("--policy: give at least one policy (random, popularity, myopic-oracle, planning-oracle, belief-myopic, belief-planner, a checkpoint or served:<model>)");
   if (cli.out.empty()) throw std::invalid_argument("--out: required (the report directory)");
   if (cli.env != "mealsim") throw std::invalid_argument("--env: \"" + cli.env + "\" is not supported (mealsim)");
   const std::filesystem::path out = cli.out;
@@ -91,23 +91,24 @@ void run_evaluate(const GlobalOptions& global, EvaluateCli& cli) {
   const auto catalog = env::Catalog::load(data_dir);
   const auto population = env::Population::load(data_dir / "population.yaml");
 
-  policy::PolicyLoadContext context;
+  evaluation::PolicyLoadContext context;
   context.catalog = &catalog;
   context.population = &population;
   context.mealsim = cfg.mealsim;
-  const auto formats = policy::builtin_checkpoint_formats();
-  std::vector<policy::LoadedPolicy> loaded;
-  for (const auto& spec : cli.policies) loaded.push_back(policy::load_meal_policy(spec, context, formats));
+  context.exploration = cfg.exploration;
+  const auto formats = evaluation::builtin_checkpoint_formats();
+  std::vector<evaluation::LoadedPolicy> loaded;
+  for (const auto& spec : cli.policies) loaded.push_back(evaluation::load_meal_policy(spec, context, formats));
   if (!cli.model_card.empty()) {
     bool listed = false;
     for (const auto& p : loaded) listed = listed || (p.kind == "checkpoint" && same_file(p.spec, cli.model_card));
     if (!listed) {
       // The card needs the checkpoint's numbers: evaluate it with the others.
       cli.policies.push_back(cli.model_card);
-      loaded.push_back(policy::load_meal_policy(cli.model_card, context, formats));
+      loaded.push_back(evaluation::load_meal_policy(cli.model_card, context, formats));
     }
   }
-  policy::make_labels_unique(loaded);
+  evaluation::make_labels_unique(loaded);
   std::string card_label;
   for (const auto& p : loaded) {
     if (card_label.empty() && !cli.model_card.empty() && p.kind == "checkpoint" && same_file(p.spec, cli.model_card)) {
@@ -115,8 +116,8 @@ void run_evaluate(const GlobalOptions& global, EvaluateCli& cli) {
     }
   }
 
-  std::optional<policy::DecisionLog> log;
-  if (!cli.logs.empty()) log = policy::read_decision_log(cli.logs, catalog);
+  std::optional<evaluation::DecisionLog> log;
+  if (!cli.logs.empty()) log = evaluation::read_decision_log(cli.logs, catalog);
 
   std::vector<env::MealPolicy*> raw;
   std::vector<std::string> names;
@@ -127,22 +128,22 @@ void run_evaluate(const GlobalOptions& global, EvaluateCli& cli) {
   cli.eval.show_progress = !cli.no_progress;
   spdlog::info("evaluating {} policies on {} users x {} seeds (catalog {})", loaded.size(), cli.eval.users, cli.eval.seeds,
                catalog.content_hash().substr(0, 12));
-  const auto result = policy::evaluate_policies(raw, names, catalog, population, cfg.mealsim, cli.eval);
+  const auto result = evaluation::evaluate_policies(raw, names, catalog, population, cfg.mealsim, cli.eval);
 
-  std::optional<policy::OpeSection> ope;
+  std::optional<evaluation::OpeSection> ope;
   if (log) {
-    policy::OpeSection section;
+    evaluation::OpeSection section;
     section.log_file = cli.logs;
     section.log_sha256 = policy::sha256_file_hex(cli.logs);
     section.decisions = static_cast<std::int64_t>(log->decisions.size());
     section.options = cli.ope;
-    section.model = policy::fit_direct_method(*log, catalog, cli.ope);
+    section.model = evaluation::fit_direct_method(*log, catalog, cli.ope);
     for (auto& p : loaded) {
       if (!p.ope_target) {
         section.unavailable.emplace_back(p.label, p.ope_unavailable);
         continue;
       }
-      auto res = policy::evaluate_off_policy(*log, section.model, *p.ope_target, cli.ope);
+      auto res = evaluation::evaluate_off_policy(*log, section.model, *p.ope_target, cli.ope);
       res.target = p.label;
       section.users = res.users;
       section.results.push_back(std::move(res));
@@ -155,7 +156,7 @@ void run_evaluate(const GlobalOptions& global, EvaluateCli& cli) {
     ope = std::move(section);
   }
 
-  policy::ReportContext rc;
+  evaluation::ReportContext rc;
   rc.generated_at = utc_now();
   rc.forkcast_version = std::string(build_info::kVersion) + " (git " + build_info::kGitRevision + ")";
   rc.command = command_line(cli, data_dir);
@@ -167,14 +168,14 @@ void run_evaluate(const GlobalOptions& global, EvaluateCli& cli) {
   rc.mealsim = cfg.mealsim;
   rc.popularity_users = context.popularity_users;
   rc.popularity_seed = context.popularity_seed;
-  const auto report = policy::build_report_json(rc, loaded, result, ope ? &*ope : nullptr);
+  const auto report = evaluation::build_report_json(rc, loaded, result, ope ? &*ope : nullptr);
 
   std::vector<std::pair<std::string, std::string>> files = {
       {"report.json", report.dump(2) + "\n"},
-      {"report.html", policy::render_report_html(report)},
-      {"report.md", policy::render_report_markdown(report)}};
-  if (!card_label.empty()) files.emplace_back("model-card.md", policy::render_model_card(report, card_label));
-  policy::write_report_files(out, files, cli.overwrite);
+      {"report.html", evaluation::render_report_html(report)},
+      {"report.md", evaluation::render_report_markdown(report)}};
+  if (!card_label.empty()) files.emplace_back("model-card.md", evaluation::render_model_card(report, card_label));
+  evaluation::write_report_files(out, files, cli.overwrite);
 
   std::printf("%-28s %24s %22s %10s %8s %10s\n", "policy", "weekly return [95% CI]", "diff vs first", "accept", "churn",
               "violations");
@@ -206,8 +207,8 @@ void run_synth_logs(const GlobalOptions& global, SynthCli& cli) {
   auto o = cli.options;
   o.candidate_features = cli.candidate_features;
   if (o.score == "popularity") o.popularity = env::estimate_popularity(catalog, population, cfg.mealsim, 2000, 77);
-  const auto decisions = policy::generate_synthetic_log(catalog, population, cfg.mealsim, o);
-  policy::write_decision_log(cli.out, decisions, catalog);
+  const auto decisions = evaluation::generate_synthetic_log(catalog, population, cfg.mealsim, o);
+  evaluation::write_decision_log(cli.out, decisions, catalog);
   double mean = 0;
   for (const auto& d : decisions) mean += d.reward;
   std::cout << "wrote " << decisions.size() << " decisions of " << o.users << " users to " << cli.out
@@ -221,7 +222,7 @@ void add_evaluate_command(CLI::App& app, const GlobalOptions& global) {
   auto cli = std::make_shared<EvaluateCli>();
   auto* sub = app.add_subcommand("evaluate", "Evaluate policies in MealSim (and from logs); write report.json/html/md");
   sub->add_option("--policy", cli->policies,
-                  "random | popularity | myopic-oracle | planning-oracle | belief-myopic | belief-planner (:N for N particles) | a checkpoint path; repeat for more. The first "
+                  "random | popularity | myopic-oracle | planning-oracle | belief-myopic | belief-planner (:N for N particles) | a checkpoint path | served:<model> (the service's decision path, exploration included); repeat for more. The first "
                   "is the reference for paired differences");
   sub->add_option("--env", cli->env, "environment (mealsim)")->check(CLI::IsMember({"mealsim"}));
   sub->add_option("--users", cli->eval.users, "simulated users (the same for every policy)")->default_val(1000)->check(CLI::PositiveNumber);

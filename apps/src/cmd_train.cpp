@@ -8,8 +8,8 @@
 
 #include "build_info.hpp"
 #include "commands.hpp"
-#include "forkcast/policy/dqn_training.hpp"
-#include "forkcast/policy/tabular_training.hpp"
+#include "forkcast/training/dqn_training.hpp"
+#include "forkcast/training/tabular_training.hpp"
 
 namespace forkcast::apps {
 namespace {
@@ -24,8 +24,8 @@ struct TrainCli {
   std::string agent = "tabular";
   std::string run_id, runs_dir, data_dir, resume, export_q;
   bool no_progress = false;
-  policy::TabularTrainOptions options;
-  // DQN flags; unset ones keep policy::default_dqn_options(env).
+  training::TabularTrainOptions options;
+  // DQN flags; unset ones keep training::default_dqn_options(env).
   std::int64_t steps = 0, learning_starts = -1, eval_every = -1, buffer_size = 0;
   std::vector<int> hidden;
   int batch_size = 0, n_step = 0, train_frequency = 0, gradient_steps = 0, target_update = 0, belief_particles = -1, belief_top_k = -1;
@@ -36,7 +36,7 @@ struct TrainCli {
 };
 
 void run_dqn(const config::Config& cfg, TrainCli& cli) {
-  auto o = policy::default_dqn_options(cli.options.env);
+  auto o = training::default_dqn_options(cli.options.env);
   o.seed = cli.options.seed;
   if (cli.steps > 0) o.total_steps = cli.steps;
   if (!cli.hidden.empty()) o.dqn.hidden = cli.hidden;
@@ -70,7 +70,7 @@ void run_dqn(const config::Config& cfg, TrainCli& cli) {
   o.stop = cli.options.stop;
   if (cli.options.export_q_csv) throw std::invalid_argument("--export-q: only the tabular agent has a Q-table");
   spdlog::info("training DQN on {} for {} steps, seed {}, run {}", o.env, o.total_steps, o.seed, o.run_dir.string());
-  const auto r = policy::train_dqn(o);
+  const auto r = training::train_dqn(o);
   if (r.interrupted) {
     std::cout << "interrupted after " << r.steps_done << " steps; checkpoint " << r.checkpoint.string()
               << "\nresume with: forkcast train --agent dqn --env " << o.env << " --steps " << o.total_steps << " --seed "
@@ -135,7 +135,7 @@ void run_train(const GlobalOptions& global, TrainCli& cli, CLI::App& sub) {
 
   spdlog::info("training tabular Q-learning on {} for {} episodes, seed {}, run {}", o.env, o.episodes, o.seed,
                o.run_dir.string());
-  const auto r = policy::train_tabular(o);
+  const auto r = training::train_tabular(o);
   if (r.interrupted) {
     std::cout << "interrupted after " << r.episodes_done << " episodes; checkpoint " << r.checkpoint.string()
               << "\nresume with: forkcast train --agent tabular --env " << o.env << " --episodes " << o.episodes

@@ -7,12 +7,12 @@
 #include <filesystem>
 #include <limits>
 
-#include "forkcast/policy/dqn_training.hpp"
+#include "forkcast/training/dqn_training.hpp"
 
 namespace {
 
 void BM_CartPoleDqnTrainCleanRL(benchmark::State& state) {
-  auto o = forkcast::policy::default_dqn_options("cartpole");
+  auto o = forkcast::training::default_dqn_options("cartpole");
   o.total_steps = state.range(0);
   o.dqn.hidden = {120, 84};
   o.dqn.learning_rate = 2.5e-4;
@@ -34,7 +34,7 @@ void BM_CartPoleDqnTrainCleanRL(benchmark::State& state) {
   o.run_dir = std::filesystem::temp_directory_path() / "forkcast_bench_dqn";
   std::int64_t steps = 0;
   for (auto _ : state) {
-    steps += forkcast::policy::train_dqn(o).steps_done;
+    steps += forkcast::training::train_dqn(o).steps_done;
     ++o.seed;
   }
   state.SetItemsProcessed(steps);

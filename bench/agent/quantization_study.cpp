@@ -6,7 +6,7 @@
 //
 //   bench_quantization_study MODEL.safetensors [DATA_DIR] [STATES]
 //
-// MODEL: e.g. the seed-3, 150 000-step run of tests/policy/dqn_training_test.cpp
+// MODEL: e.g. the seed-3, 150 000-step run of tests/training/dqn_training_test.cpp
 // (forkcast train --agent dqn --env mealsim --seed 3 --steps 150000). Data-driven schemes
 // (GPTQ, activation-aware scaling) calibrate on 2 000 states from other seeds. A study, not
 // a serving path: what ships is QuantizedMlp (one scale per output row).
@@ -19,7 +19,7 @@
 
 #include "forkcast/agent/nn.hpp"
 #include "forkcast/env/mealsim.hpp"
-#include "forkcast/policy/dqn_training.hpp"
+#include "forkcast/policy/model_files.hpp"
 
 namespace nn = forkcast::agent::nn;
 namespace fe = forkcast::env;

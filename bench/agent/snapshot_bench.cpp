@@ -9,10 +9,11 @@
 #include <string>
 
 #include "forkcast/env/mealsim.hpp"
-#include "forkcast/policy/dqn_training.hpp"
+#include "forkcast/training/dqn_training.hpp"
 #include "forkcast/policy/snapshot.hpp"
 
 namespace fp = forkcast::policy;
+namespace ft = forkcast::training;
 namespace fe = forkcast::env;
 
 namespace {
@@ -24,7 +25,7 @@ struct Fixture {
   std::vector<float> observation;
   Fixture() {
     // A network of the shipped MealSim shape; its weights do not matter for timing.
-    auto o = fp::default_dqn_options("mealsim");
+    auto o = ft::default_dqn_options("mealsim");
     o.total_steps = 200;
     o.learning_starts = 1'000;
     o.eval_every = 0;
@@ -32,7 +33,7 @@ struct Fixture {
     o.show_progress = false;
     o.data_dir = FORKCAST_SOURCE_DIR "/data";
     o.run_dir = std::filesystem::temp_directory_path() / "forkcast_bench_snapshot";
-    snapshot = fp::PolicySnapshot::load(fp::train_dqn(o).model, catalog, "bench");
+    snapshot = fp::PolicySnapshot::load(ft::train_dqn(o).model, catalog, "bench");
     fe::MealSim sim(catalog, population);
     sim.reset(1);
     observation.assign(sim.observation().begin(), sim.observation().end());

@@ -11,7 +11,7 @@
 
 #include "forkcast/agent/tabular_q.hpp"
 #include "forkcast/env/taxi.hpp"
-#include "forkcast/policy/tabular_training.hpp"
+#include "forkcast/training/tabular_training.hpp"
 
 namespace {
 
@@ -41,7 +41,7 @@ void BM_QUpdateTaxi(benchmark::State& state) {
 BENCHMARK(BM_QUpdateTaxi);
 
 void BM_TaxiTrainCourse(benchmark::State& state) {
-  forkcast::policy::TabularTrainOptions o;
+  forkcast::training::TabularTrainOptions o;
   o.env = "taxi";
   o.episodes = 25'000;
   o.max_steps = 99;
@@ -54,7 +54,7 @@ void BM_TaxiTrainCourse(benchmark::State& state) {
   o.run_dir = std::filesystem::temp_directory_path() / "forkcast_bench_taxi";
   std::int64_t steps = 0;
   for (auto _ : state) {
-    steps += forkcast::policy::train_tabular(o).total_steps;
+    steps += forkcast::training::train_tabular(o).total_steps;
     ++o.seed;
   }
   state.SetItemsProcessed(steps);

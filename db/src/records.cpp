@@ -5,6 +5,8 @@
 #include <array>
 #include <stdexcept>
 
+#include "forkcast/config/slots.hpp"
+
 namespace forkcast::db {
 namespace {
 
@@ -20,7 +22,7 @@ E parse_name(std::string_view name, const std::array<std::string_view, N>& names
                               "\" is not one of " + allowed);
 }
 
-constexpr std::array<std::string_view, 4> kSlots = {"breakfast", "lunch", "dinner", "snack"};
+constexpr const auto& kSlots = config::kMealSlotNames;  // the database enum `slot` spells them so
 constexpr std::array<std::string_view, 4> kOutcomes = {"accepted", "rejected", "eaten", "skipped"};
 constexpr std::array<std::string_view, 3> kModelStatuses = {"candidate", "production", "retired"};
 constexpr std::array<std::string_view, 4> kRunStatuses = {"running", "finished", "failed",

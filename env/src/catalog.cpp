@@ -15,7 +15,6 @@ namespace forkcast::env {
 
 namespace {
 
-constexpr std::array<std::string_view, kNumSlots> kSlotNames = {"breakfast", "lunch", "dinner", "snack"};
 constexpr std::array<std::string_view, kNumAllergens> kAllergenNames = {
     "milk", "egg", "fish", "shellfish", "tree_nuts", "peanuts", "gluten", "soy", "sesame"};
 constexpr std::array<std::string_view, 8> kOriginNames = {"plant", "dairy", "egg",  "meat",

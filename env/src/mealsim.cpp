@@ -262,7 +262,7 @@ double MealSim::end_day() {
   return config_.reward_nutrition * a;  // the tracker starts the next day's intake
 }
 
-void MealSim::write_observation() { tracker_.write_observation(observation_); }
+void MealSim::write_observation() { tracker_.write_observation(observation_, tracker_.slot()); }
 
 void MealSim::candidate_features(std::span<float> out) const {
   const std::size_t n = catalog_->size();

@@ -14,6 +14,14 @@ namespace forkcast::env {
 
 namespace {
 
+// 13, 2.5, 0.5: the shortest text that reads back as the same double.
+std::string format_number(double v) {
+  std::ostringstream out;
+  out.precision(15);
+  out << v;
+  return out.str();
+}
+
 constexpr std::array<std::string_view, 5> kActivityNames = {"sedentary", "light", "moderate", "active",
                                                             "very_active"};
 constexpr std::array<double, 5> kActivityFactors = {1.2, 1.375, 1.55, 1.725, 1.9};
@@ -171,6 +179,25 @@ double uniform(std::mt19937_64& rng, const Range& r) {
 }  // namespace
 
 double activity_factor(Activity a) { return kActivityFactors[static_cast<int>(a)]; }
+std::string_view sex_name(Sex s) { return s == Sex::female ? "female" : "male"; }
+
+void validate_profile(const UserProfile& p) {
+  const auto check = [](const ProfileRange& range, double value) {
+    if (!(value >= range.min && value <= range.max)) {  // NaN fails too
+      throw std::invalid_argument(std::string(range.field) + ": " + format_number(value) + " is outside " +
+                                  format_number(range.min) + ".." + format_number(range.max));
+    }
+  };
+  namespace limits = profile_limits;
+  check(limits::age, p.age);
+  check(limits::height_cm, p.height_cm);
+  check(limits::weight_kg, p.weight_kg);
+  check(limits::budget_usd, p.budget_usd);
+  check(limits::cook_time_min, p.cook_time_min);
+  check(limits::sodium_limit_mg, p.sodium_limit_mg);
+  check(limits::protein_g_per_kg, p.protein_g_per_kg);
+}
+
 std::string_view activity_name(Activity a) { return kActivityNames[static_cast<int>(a)]; }
 std::string_view goal_name(Goal g) { return kGoalNames[static_cast<int>(g)]; }
 std::string_view diet_preference_name(DietPreference d) { return kDietNames[static_cast<int>(d)]; }

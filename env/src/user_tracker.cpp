@@ -5,7 +5,6 @@
 #include <stdexcept>
 #include <string>
 
-#include "forkcast/env/mealsim.hpp"
 
 namespace forkcast::env {
 
@@ -112,7 +111,7 @@ double UserTracker::meal_recency(std::int32_t meal) const {
                                 : std::pow(config_.meal_memory_decay, static_cast<double>(age));
 }
 
-void UserTracker::write_observation(std::span<float> o) const {
+void UserTracker::write_observation(std::span<float> o, Slot slot) const {
   if (o.size() < static_cast<std::size_t>(kObservationSize)) {
     throw std::invalid_argument("observation buffer: " + std::to_string(o.size()) + " floats, need " +
                                 std::to_string(kObservationSize));
@@ -121,15 +120,15 @@ void UserTracker::write_observation(std::span<float> o) const {
   const UserProfile& p = profile_;
   const TrackerState& s = state_;
   const Nutrients& intake = s.intake_today;
-  o[static_cast<std::size_t>(kObsSlot) + static_cast<std::size_t>(slot())] = 1.0F;
+  o[static_cast<std::size_t>(kObsSlot) + static_cast<std::size_t>(slot)] = 1.0F;
   o[kObsDay] = static_cast<float>(day_of_week()) / 6.0F;
   o[kObsHunger] = static_cast<float>(s.hunger);
   o[kObsKcal] = static_cast<float>(intake.kcal / kcal_target_);
   o[kObsProtein] = static_cast<float>(intake.protein_g / protein_target_);
-  o[8] = static_cast<float>(intake.fat_g / (0.3 * kcal_target_ / 9.0));
-  o[9] = static_cast<float>(intake.carbs_g / (0.5 * kcal_target_ / 4.0));
+  o[kObsFat] = static_cast<float>(intake.fat_g / (0.3 * kcal_target_ / 9.0));
+  o[kObsCarbs] = static_cast<float>(intake.carbs_g / (0.5 * kcal_target_ / 4.0));
   o[kObsSodium] = static_cast<float>(intake.sodium_mg / p.sodium_limit_mg);
-  o[11] = static_cast<float>(intake.fiber_g / 30.0);
+  o[kObsFiber] = static_cast<float>(intake.fiber_g / 30.0);
   o[kObsKcalLeft] = static_cast<float>(std::clamp((kcal_target_ - intake.kcal) / kcal_target_, -1.0, 1.0));
   o[kObsAcceptRate] = static_cast<float>((s.accepted_decayed + 0.5) / (s.offered_decayed + 1.0));
   o[kObsDeclineStreak] = static_cast<float>(std::min(1.0, s.decline_streak / 4.0));
@@ -140,19 +139,17 @@ void UserTracker::write_observation(std::span<float> o) const {
   for (std::size_t t = 0; t < kNumTags; ++t) {
     o[kObsTagAccept + t] = static_cast<float>((s.tag_accepted[t] + 0.5) / (s.tag_offered[t] + 1.0));
   }
-  std::size_t i = kObsProfile;
-  o[i++] = p.sex == Sex::female ? 1.0F : 0.0F;
-  o[i++] = static_cast<float>(p.age / 100.0);
-  o[i++] = static_cast<float>(p.weight_kg / ((p.height_cm / 100.0) * (p.height_cm / 100.0)) / 40.0);
-  o[i++] = static_cast<float>((activity_factor(p.activity) - 1.2) / 0.7);
+  o[kObsProfile] = p.sex == Sex::female ? 1.0F : 0.0F;
+  o[kObsProfile + 1] = static_cast<float>(p.age / 100.0);
+  o[kObsProfile + 2] = static_cast<float>(p.weight_kg / ((p.height_cm / 100.0) * (p.height_cm / 100.0)) / 40.0);
+  o[kObsProfile + 3] = static_cast<float>((activity_factor(p.activity) - 1.2) / 0.7);
   o[kObsGoal + static_cast<std::size_t>(p.goal)] = 1.0F;
   o[kObsDiet + static_cast<std::size_t>(p.diet)] = 1.0F;
-  i = kObsDiet + 4;
-  o[i++] = static_cast<float>(p.budget_usd / 15.0);
-  o[i++] = static_cast<float>(p.cook_time_min / 60.0);
-  o[i++] = static_cast<float>(kcal_target_ / 3000.0);
-  o[i++] = static_cast<float>(protein_target_ / 200.0);
-  o[i++] = static_cast<float>(p.sodium_limit_mg / 2300.0);
+  o[kObsBudget] = static_cast<float>(p.budget_usd / 15.0);
+  o[kObsCookTime] = static_cast<float>(p.cook_time_min / 60.0);
+  o[kObsKcalTarget] = static_cast<float>(kcal_target_ / 3000.0);
+  o[kObsProteinTarget] = static_cast<float>(protein_target_ / 200.0);
+  o[kObsSodiumLimit] = static_cast<float>(p.sodium_limit_mg / 2300.0);
 }
 
 }  // namespace forkcast::env

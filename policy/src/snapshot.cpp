@@ -5,7 +5,7 @@
 
 #include "forkcast/env/mealsim.hpp"
 #include "forkcast/policy/checkpoint.hpp"
-#include "forkcast/policy/dqn_training.hpp"
+#include "forkcast/policy/model_files.hpp"
 #include "snapshot_kernels.hpp"
 
 namespace forkcast::policy {

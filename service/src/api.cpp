@@ -211,8 +211,6 @@ Enum enum_of(std::string_view (*name)(Enum), const std::string& text) {
   return static_cast<Enum>(0);  // unreachable after optional_choice
 }
 
-std::string_view sex_name(env::Sex sex) { return sex == env::Sex::female ? "female" : "male"; }
-
 }  // namespace
 
 ProfileDocument read_profile(JsonBody& body, const ProfileDocument* base) {
@@ -224,9 +222,14 @@ ProfileDocument read_profile(JsonBody& body, const ProfileDocument* base) {
   };
   for (const char* key : {"sex", "age", "height_cm", "weight_kg"}) need(key);
   if (auto v = body.optional_choice("sex", {"female", "male"})) p.sex = *v == "female" ? env::Sex::female : env::Sex::male;
-  if (auto v = body.optional_int("age", 13, 120)) p.age = static_cast<int>(*v);
-  if (auto v = body.optional_number("height_cm", 100, 250)) p.height_cm = *v;
-  if (auto v = body.optional_number("weight_kg", 30, 300)) p.weight_kg = *v;
+  namespace limits = env::profile_limits;
+  const auto number = [&](const env::ProfileRange& r) { return body.optional_number(r.field, r.min, r.max); };
+  if (auto v = body.optional_int(limits::age.field, static_cast<std::int64_t>(limits::age.min),
+                                 static_cast<std::int64_t>(limits::age.max))) {
+    p.age = static_cast<int>(*v);
+  }
+  if (auto v = number(limits::height_cm)) p.height_cm = *v;
+  if (auto v = number(limits::weight_kg)) p.weight_kg = *v;
   if (auto v = body.optional_choice("activity", names_of<env::Activity, 5>(env::activity_name)))
     p.activity = enum_of<env::Activity, 5>(env::activity_name, *v);
   if (auto v = body.optional_choice("goal", names_of<env::Goal, 3>(env::goal_name)))
@@ -252,17 +255,17 @@ ProfileDocument read_profile(JsonBody& body, const ProfileDocument* base) {
       if (env::has(set, static_cast<env::Allergen>(k))) doc.allergens.emplace_back(env::allergen_name(static_cast<env::Allergen>(k)));
     }
   }
-  if (auto v = body.optional_number("budget_usd", 1, 100)) p.budget_usd = *v;
-  if (auto v = body.optional_number("cook_time_min", 5, 240)) p.cook_time_min = *v;
-  if (auto v = body.optional_number("sodium_limit_mg", 500, 6000)) p.sodium_limit_mg = *v;
-  if (auto v = body.optional_number("protein_g_per_kg", 0.5, 3.0)) p.protein_g_per_kg = *v;
+  if (auto v = number(limits::budget_usd)) p.budget_usd = *v;
+  if (auto v = number(limits::cook_time_min)) p.cook_time_min = *v;
+  if (auto v = number(limits::sodium_limit_mg)) p.sodium_limit_mg = *v;
+  if (auto v = number(limits::protein_g_per_kg)) p.protein_g_per_kg = *v;
   if (auto v = body.optional_int("utc_offset_min", -720, 840)) doc.utc_offset_min = static_cast<int>(*v);
   return doc;
 }
 
 json profile_json(const ProfileDocument& doc) {
   const env::UserProfile& p = doc.profile;
-  return {{"sex", sex_name(p.sex)},
+  return {{"sex", env::sex_name(p.sex)},
           {"age", p.age},
           {"height_cm", p.height_cm},
           {"weight_kg", p.weight_kg},

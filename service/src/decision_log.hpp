@@ -30,7 +30,7 @@
 
 #include "forkcast/db/repositories.hpp"
 #include "forkcast/env/catalog.hpp"
-#include "forkcast/env/mealsim.hpp"
+#include "forkcast/env/observation.hpp"
 
 namespace forkcast::service {
 

@@ -7,8 +7,7 @@
 #include <fmt/format.h>
 
 #include "decision_log.hpp"
-#include "forkcast/env/mealsim.hpp"
-#include "forkcast/policy/explore.hpp"
+#include "forkcast/policy/decide.hpp"
 #include "handlers.hpp"
 #include "metrics.hpp"
 #include "user_directory.hpp"
@@ -19,30 +18,7 @@ using nlohmann::json;
 
 namespace {
 
-const std::vector<std::string_view> kSlotNames = {"breakfast", "lunch", "dinner", "snack"};
-
-// Per-thread scratch of the recommendation hot path, sized once: scoring allocates nothing.
-struct Scratch {
-  // Which snapshot the workspace was sized for, by ownership rather than address: a
-  // promoted snapshot may be allocated where a freed one lived, and the weak reference
-  // keeps the old one's control block (never its weights) from being reused.
-  std::weak_ptr<const policy::PolicySnapshot> workspace_for;
-  std::optional<policy::ScoringWorkspace> workspace;
-  std::array<float, env::kObservationSize> observation{};
-  std::vector<float> recency = std::vector<float>(policy::kMaxCandidates);
-  std::vector<float> scores = std::vector<float>(policy::kMaxCandidates);
-  std::vector<double> pmf = std::vector<double>(policy::kMaxCandidates);
-  std::vector<std::int32_t> order = std::vector<std::int32_t>(policy::kMaxCandidates);
-
-  policy::ScoringWorkspace& workspace_of(const std::shared_ptr<const policy::PolicySnapshot>& snapshot) {
-    const bool same = !workspace_for.owner_before(snapshot) && !snapshot.owner_before(workspace_for);
-    if (!workspace || !same) {  // a promoted model may have other layer sizes
-      workspace.emplace(snapshot->make_workspace());
-      workspace_for = snapshot;
-    }
-    return *workspace;
-  }
-};
+const std::vector<std::string_view> kSlotChoices(env::kSlotNames.begin(), env::kSlotNames.end());
 
 // Waits, up to the database checkout timeout, until the decision log has stored every
 // decision through `sequence` (0: nothing to wait for); DatabaseUnavailable (503, retry)
@@ -52,11 +28,6 @@ void await_stored_decisions(Application& app, std::uint64_t sequence, const char
   const auto deadline =
       std::chrono::steady_clock::now() + std::chrono::milliseconds(app.config().database.checkout_timeout_ms);
   if (!app.decision_log().wait_stored(sequence, deadline)) throw db::DatabaseUnavailable(not_stored);
-}
-
-double serving_epsilon(const config::ExplorationConfig& c, std::int64_t decisions) {
-  return policy::epsilon_exponential(c.serving_epsilon_max, std::min(c.serving_epsilon_min, c.serving_epsilon_max),
-                                     c.serving_decay, decisions);
 }
 
 // Short, factual reasons for a suggestion, from the user's day so far, appended to `out`
@@ -101,7 +72,7 @@ std::int32_t meal_index(const env::Catalog& catalog, const std::string& id, cons
 Response handle_recommend(Application& app, const Request& request, Call& call) {
   JsonBody body = JsonBody::parse(request.body());
   const std::string user_id = body.string("user_id", 64);
-  const auto slot_name = body.optional_choice("slot", kSlotNames);
+  const auto slot_name = body.optional_choice("slot", kSlotChoices);
   const auto time = body.optional_string("time", 64);
   const auto& policy_config = app.config().policy;
   const int n = static_cast<int>(body.optional_int("n", 1, policy_config.max_n).value_or(policy_config.default_n));
@@ -117,7 +88,8 @@ Response handle_recommend(Application& app, const Request& request, Call& call) 
   const auto model = app.model();
   const env::Catalog& catalog = app.catalog();
 
-  thread_local Scratch scratch;
+  // The decision's scratch is per thread and sized once: deciding allocates nothing.
+  thread_local policy::DecisionWorkspace workspace;
   // The response is written as text into a per-thread buffer: the catalog's part of each
   // meal is rendered once (Application::meal_json_members), numbers and reasons here.
   thread_local fmt::memory_buffer meals;
@@ -140,42 +112,24 @@ Response handle_recommend(Application& app, const Request& request, Call& call) 
     const int offset = session->profile.utc_offset_min;
     const env::Slot slot = slot_name ? *env::parse_slot(*slot_name) : local_slot(at, offset);
     app.users().advance_to(*session, local_day(at, offset), slot);
-    env::UserTracker& tracker = session->tracker;
+    const env::UserTracker& tracker = session->tracker;
     step = tracker.state().step;
-    tracker.write_observation(scratch.observation);
-    if (tracker.slot() != slot) {
-      // A slot earlier than the state's (a late request): the state is not rewound; only
-      // the slot the policy is asked about changes.
-      std::fill_n(scratch.observation.begin() + env::kObsSlot, env::kNumSlots, 0.0F);
-      scratch.observation[static_cast<std::size_t>(env::kObsSlot) + static_cast<std::size_t>(slot)] = 1.0F;
-    }
     // The hard mask: only the slot's meals that respect diet and allergens are candidates.
     const std::vector<std::int32_t>& candidates = session->allowed[static_cast<std::size_t>(slot)];
-    const std::size_t count = candidates.size();
-    if (count == 0) {
+    if (candidates.empty()) {
       throw ApiError(http::status::conflict, "no_candidates", "no safe meal for this slot and profile", "slot");
     }
-    for (std::size_t i = 0; i < count; ++i) scratch.recency[i] = static_cast<float>(tracker.meal_recency(candidates[i]));
-    const std::span<float> scores(scratch.scores.data(), count);
-    model->snapshot->score(scratch.observation, candidates, std::span<const float>(scratch.recency.data(), count),
-                           scores, scratch.workspace_of(model->snapshot));
-    epsilon = serving_epsilon(app.config().exploration, session->decisions);
-    const std::span<double> pmf(scratch.pmf.data(), count);
-    policy::epsilon_greedy_pmf(std::span<const float>(scores), {}, epsilon, pmf);
-    const std::uint64_t draw_seed = app.random64();
-    const std::size_t chosen = policy::sample_from_pmf(std::span<const double>(pmf), draw_seed);
-    const std::size_t greedy = policy::argmax_masked(std::span<const float>(scores), {});
-    // Rank: the drawn meal first (it is what the policy acts on), then by score (ties by
-    // catalog order); only the n shown are ordered.
-    const std::size_t shown = std::min<std::size_t>(static_cast<std::size_t>(n), count);
-    std::iota(scratch.order.begin(), scratch.order.begin() + static_cast<std::ptrdiff_t>(count), 0);
-    const auto first = static_cast<std::int32_t>(chosen);
-    std::partial_sort(scratch.order.begin(), scratch.order.begin() + static_cast<std::ptrdiff_t>(shown),
-                      scratch.order.begin() + static_cast<std::ptrdiff_t>(count), [&](std::int32_t a, std::int32_t b) {
-                        if ((a == first) != (b == first)) return a == first;
-                        const float sa = scores[static_cast<std::size_t>(a)], sb = scores[static_cast<std::size_t>(b)];
-                        return sa != sb ? sa > sb : a < b;
-                      });
+    epsilon = policy::serving_epsilon(app.config().exploration, session->decisions);
+    policy::DecisionRequest asked;
+    asked.slot = slot;  // a slot earlier than the state's (a late request) does not rewind it
+    asked.candidates = candidates;
+    asked.epsilon = epsilon;
+    asked.draw_seed = app.random64();
+    asked.n = n;
+    const policy::Decision decided = policy::decide(model->snapshot, tracker, asked, workspace);
+    const std::size_t chosen = decided.chosen;
+    const std::span<const float> scores = decided.scores;
+    const std::span<const double> pmf = decided.probabilities;
 
     decision.event_id = app.new_uuid();
     decision.user_id = session->id;
@@ -187,9 +141,9 @@ Response handle_recommend(Application& app, const Request& request, Call& call) 
     decision.scores.assign(scores.begin(), scores.end());
     decision.probabilities.assign(pmf.begin(), pmf.end());
     decision.chosen = chosen;
-    decision.greedy = greedy;
-    decision.observation = scratch.observation;
-    decision.draw_seed = draw_seed;
+    decision.greedy = decided.greedy;
+    std::copy(decided.observation.begin(), decided.observation.end(), decision.observation.begin());
+    decision.draw_seed = asked.draw_seed;
     decision.step = step;
     decision.n = n;
     decision.ranked.clear();
@@ -201,15 +155,15 @@ Response handle_recommend(Application& app, const Request& request, Call& call) 
     recent.slot = slot;
     recent.step = step;
     recent.chosen = candidates[chosen];
-    for (std::size_t r = 0; r < shown; ++r) {
-      const auto i = static_cast<std::size_t>(scratch.order[r]);
+    for (std::size_t r = 0; r < decided.ranked.size(); ++r) {
+      const auto i = static_cast<std::size_t>(decided.ranked[r]);
       const env::Meal& meal = catalog.meals()[static_cast<std::size_t>(candidates[i])];
       decision.ranked.push_back(i);
       recent.ranked.push_back(candidates[i]);
       fmt::format_to(std::back_inserter(meals), R"({}{{"rank":{},{},"score":{},"probability":{},"reasons":)",
                      r == 0 ? "" : ",", r + 1, app.meal_json_members(static_cast<std::size_t>(candidates[i])), scores[i],
                      pmf[i]);
-      append_reasons(meals, meal, *session, scratch.recency[i]);
+      append_reasons(meals, meal, *session, decided.recency[i]);
       meals.push_back('}');
     }
     recent.log_sequence = app.decision_log().enqueue(std::move(decision));
@@ -217,7 +171,7 @@ Response handle_recommend(Application& app, const Request& request, Call& call) 
     if (session->recent.size() > UserDirectory::kRecentDecisions) session->recent.pop_front();
     ++session->decisions;
     app.metrics().recommendations().Increment();
-    if (chosen != greedy) app.metrics().explored().Increment();
+    if (chosen != decided.greedy) app.metrics().explored().Increment();
     app.metrics().epsilon().Set(epsilon);
     logged = session->recent.back().log_sequence != 0;
     if (with_advice) {
@@ -231,7 +185,7 @@ Response handle_recommend(Application& app, const Request& request, Call& call) 
   std::string& text = response.body();
   text.reserve(meals.size() + 256);
   fmt::format_to(std::back_inserter(text), R"({{"event_id":"{}","user_id":"{}","model_version":"{}","slot":"{}","epsilon":{},"meals":[)",
-                 event_id, session->id, model->version, kSlotNames[static_cast<std::size_t>(served_slot)], epsilon);
+                 event_id, session->id, model->version, env::kSlotNames[static_cast<std::size_t>(served_slot)], epsilon);
   text.append(meals.data(), meals.size());
   text.push_back(']');
   if (advice_request) {
@@ -381,7 +335,7 @@ Response handle_log_meal(Application& app, const Request& request, Call& call) {
   JsonBody body = JsonBody::parse(request.body());
   const std::string user_id = body.string("user_id", 64);
   const std::string meal_id = body.string("meal_id", 200);
-  const auto slot_name = body.optional_choice("slot", kSlotNames);
+  const auto slot_name = body.optional_choice("slot", kSlotChoices);
   const auto time = body.optional_string("time", 64);
   const double servings = body.optional_number("servings", 0.1, 10).value_or(1.0);
   const auto key = body.optional_string("idempotency_key", 255);
@@ -447,7 +401,7 @@ Response handle_log_meal(Application& app, const Request& request, Call& call) {
   }
   return json_response(request, result.duplicate ? http::status::ok : http::status::created,
                        {{"id", result.entry.id}, {"duplicate", result.duplicate}, {"meal_id", meal_id},
-                        {"slot", kSlotNames[static_cast<std::size_t>(slot)]}, {"servings", servings}});
+                        {"slot", env::kSlotNames[static_cast<std::size_t>(slot)]}, {"servings", servings}});
 }
 
 Response handle_get_state(Application& app, const Request& request, Call& call) {
@@ -468,7 +422,7 @@ Response handle_get_state(Application& app, const Request& request, Call& call) 
   json recent = json::array();
   for (auto it = session->recent.rbegin(); it != session->recent.rend() && recent.size() < 5; ++it) {
     recent.push_back({{"event_id", it->event_id},
-                      {"slot", kSlotNames[static_cast<std::size_t>(it->slot)]},
+                      {"slot", env::kSlotNames[static_cast<std::size_t>(it->slot)]},
                       {"chosen", app.catalog().meals()[static_cast<std::size_t>(it->chosen)].id}});
   }
   return json_response(
@@ -476,7 +430,7 @@ Response handle_get_state(Application& app, const Request& request, Call& call) 
       {{"user_id", user_id},
        {"date", format_date(session->first_day + s.step / env::kNumSlots)},
        {"day_index", s.step / env::kNumSlots},
-       {"slot", kSlotNames[static_cast<std::size_t>(t.slot())]},
+       {"slot", env::kSlotNames[static_cast<std::size_t>(t.slot())]},
        {"intake_today", nutrition_json(s.intake_today)},
        {"targets", targets_json(session->profile.profile)},
        {"remaining_kcal", std::round(t.kcal_target() - s.intake_today.kcal)},
@@ -484,7 +438,7 @@ Response handle_get_state(Application& app, const Request& request, Call& call) 
        {"hunger", std::round(s.hunger * 100) / 100},
        {"acceptance_rate", std::round((s.accepted_decayed + 0.5) / (s.offered_decayed + 1.0) * 100) / 100},
        {"recommendations_served", session->decisions},
-       {"epsilon", serving_epsilon(app.config().exploration, session->decisions)},
+       {"epsilon", policy::serving_epsilon(app.config().exploration, session->decisions)},
        {"recent_recommendations", recent}});
 }
 

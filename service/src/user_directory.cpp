@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <chrono>
 
-#include "forkcast/env/mealsim.hpp"
+#include "forkcast/env/user_tracker.hpp"
 #include "metrics.hpp"
 
 namespace forkcast::service {

@@ -13,7 +13,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "forkcast/policy/report.hpp"
+#include "forkcast/evaluation/report.hpp"
 #include "headless_chromium.hpp"
 #include "run_command.hpp"
 
@@ -84,7 +84,7 @@ TEST_F(ReportInBrowser, RendersEveryChartWithoutConsoleErrors) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
 
   const auto report = json::parse(read_file(dir / "report" / "report.json"));
-  const auto ids = forkcast::policy::report_chart_ids(report);
+  const auto ids = forkcast::evaluation::report_chart_ids(report);
   // This report has a checkpoint with metrics.jsonl and logs: every kind of chart.
   ASSERT_EQ(ids.size(), 8U);
 

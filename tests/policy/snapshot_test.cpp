@@ -14,7 +14,7 @@
 
 #include "forkcast/env/mealsim.hpp"
 #include "forkcast/policy/checkpoint.hpp"
-#include "forkcast/policy/dqn_training.hpp"
+#include "forkcast/training/dqn_training.hpp"
 
 namespace {
 std::atomic<long> g_allocations{0};
@@ -30,6 +30,7 @@ void operator delete(void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace fp = forkcast::policy;
+namespace ft = forkcast::training;
 namespace fe = forkcast::env;
 namespace fs = std::filesystem;
 
@@ -39,7 +40,7 @@ const fs::path kData = FORKCAST_SOURCE_DIR "/data";
 
 fs::path small_model() {
   static const fs::path model = [] {
-    auto o = fp::default_dqn_options("mealsim");
+    auto o = ft::default_dqn_options("mealsim");
     o.total_steps = 3'000;
     o.learning_starts = 500;
     o.eval_every = 0;
@@ -48,7 +49,7 @@ fs::path small_model() {
     o.data_dir = kData;
     o.run_dir = fs::temp_directory_path() / "forkcast_snapshot_model";
     fs::remove_all(o.run_dir);
-    return fp::train_dqn(o).model;
+    return ft::train_dqn(o).model;
   }();
   return model;
 }

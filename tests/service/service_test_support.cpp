@@ -20,7 +20,7 @@
 #include <stdexcept>
 #include <thread>
 
-#include "forkcast/policy/dqn_training.hpp"
+#include "forkcast/training/dqn_training.hpp"
 #include "pg_test_support.hpp"
 #include "run_command.hpp"
 
@@ -35,7 +35,7 @@ fs::path serving_model() {
   static const fs::path model = [] {
     const fs::path bundled = fs::path(FORKCAST_SOURCE_DIR) / "models" / "policies" / "mealsim-dqn-default.safetensors";
     if (fs::exists(bundled)) return bundled;
-    auto o = policy::default_dqn_options("mealsim");
+    auto o = training::default_dqn_options("mealsim");
     o.total_steps = 3'000;
     o.learning_starts = 500;
     o.eval_every = 0;
@@ -43,7 +43,7 @@ fs::path serving_model() {
     o.show_progress = false;
     o.data_dir = fs::path(FORKCAST_SOURCE_DIR) / "data";
     o.run_dir = db::testing::make_temp_dir("forkcast-service-model");
-    return policy::train_dqn(o).model;
+    return training::train_dqn(o).model;
   }();
   return model;
 }

@@ -19,10 +19,15 @@
 #include <string_view>
 #include <vector>
 
+#include "forkcast/config/slots.hpp"
+
 namespace forkcast::env {
 
 enum class Slot : std::uint8_t { breakfast = 0, lunch = 1, dinner = 2, snack = 3 };
-inline constexpr int kNumSlots = 4;
+inline constexpr int kNumSlots = config::kNumMealSlots;
+// The slots' names in Slot order (config/slots.hpp: one table for every module).
+inline constexpr const auto& kSlotNames = config::kMealSlotNames;
+static_assert(static_cast<int>(Slot::snack) + 1 == kNumSlots);
 std::string_view slot_name(Slot slot);
 std::optional<Slot> parse_slot(std::string_view name);
 

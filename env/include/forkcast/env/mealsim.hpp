@@ -30,38 +30,13 @@
 #include "forkcast/config/config.hpp"
 #include "forkcast/env/catalog.hpp"
 #include "forkcast/env/env.hpp"
+#include "forkcast/env/observation.hpp"
 #include "forkcast/env/population.hpp"
 #include "forkcast/env/user_tracker.hpp"
 
 namespace forkcast::env {
 
-inline constexpr int kDaysPerWeek = 7;
-inline constexpr int kStepsPerWeek = kDaysPerWeek * kNumSlots;
-// Share of the day's kcal target each slot is meant to cover.
-inline constexpr std::array<double, kNumSlots> kSlotKcalShare = {0.25, 0.35, 0.30, 0.10};
-
-// Observation layout (float32, kObservationSize values), all roughly in [-1, 2]:
-//   [0..3]   slot one-hot            [4] day / 6          [5] hunger (0..1)
-//   [6]      kcal today / target     [7] protein today / target
-//   [8]      fat today / (30 % of kcal target / 9)        [9] carbs today / (50 % / 4)
-//   [10]     sodium today / limit    [11] fibre today / 30 g
-//   [12]     kcal left today / target (clipped to [-1, 1])
-//   [13]     decayed acceptance rate, all suggestions
-//   [14]     consecutive declines / 4 (clipped to 1)
-//   [15..30] decayed cuisine memory per cuisine (recent meals and cuisines)
-//   [31..46] decayed acceptance rate per cuisine (prior 0.5)
-//   [47] female  [48] age / 100  [49] BMI / 40  [50] (activity factor - 1.2) / 0.7
-//   [51..53] goal one-hot (lose, maintain, gain)
-//   [54..57] diet one-hot (none, vegetarian, vegan, pescatarian)
-//   [58] budget / 15 USD  [59] cook time / 60 min  [60] kcal target / 3000
-//   [61] protein target / 200 g  [62] sodium limit / 2300 mg
-//   [63..82] decayed acceptance rate of suggestions carrying each tag (kTagNames order,
-//            prior 0.5): with [31..46], the acceptance history by feature
-inline constexpr int kObservationSize = 83;
-inline constexpr int kObsTagAccept = 63;
-inline constexpr int kObsSlot = 0, kObsDay = 4, kObsHunger = 5, kObsKcal = 6, kObsProtein = 7;
-inline constexpr int kObsSodium = 10, kObsKcalLeft = 12, kObsAcceptRate = 13, kObsDeclineStreak = 14;
-inline constexpr int kObsCuisineMemory = 15, kObsCuisineAccept = 31, kObsProfile = 47, kObsGoal = 51, kObsDiet = 54;
+// The observation layout is env/observation.hpp.
 
 // Per-candidate features that change with the state, written by candidate_features():
 //   [0] recency of this meal (decay^(steps since eaten), 0 if never)
@@ -69,7 +44,6 @@ inline constexpr int kObsCuisineMemory = 15, kObsCuisineAccept = 31, kObsProfile
 //   [2] cost / budget   [3] prep time / cook-time tolerance
 //   [4] kcal / kcal the user is hungry for now
 inline constexpr int kCandidateDynamicFeatures = 5;
-inline constexpr int kObsBudget = 58, kObsCookTime = 59, kObsKcalTarget = 60;
 
 // Inputs of a candidate-scoring network for one (state, meal) pair:
 //   [observation (kObservationSize) | meal static features (kMealStaticFeatures) |

@@ -28,6 +28,7 @@ enum class Goal : std::uint8_t { lose, maintain, gain };
 enum class DietPreference : std::uint8_t { none, vegetarian, vegan, pescatarian };
 
 double activity_factor(Activity activity);  // 1.2, 1.375, 1.55, 1.725, 1.9
+std::string_view sex_name(Sex sex);  // "female", "male"
 std::string_view activity_name(Activity activity);
 std::string_view goal_name(Goal goal);
 std::string_view diet_preference_name(DietPreference diet);
@@ -53,6 +54,27 @@ struct UserProfile {
   // True when `meal` respects the diet and contains none of the excluded allergens.
   bool allows(const Meal& meal) const;
 };
+
+// The values a profile's numbers may take: the one rule for the REST API (docs/api.md), the
+// CLI's profile files (`forkcast advise --user-profile`) and anything else that reads a
+// profile a person wrote. Closed ranges.
+struct ProfileRange {
+  std::string_view field;
+  double min, max;
+};
+namespace profile_limits {
+inline constexpr ProfileRange age{"age", 13, 120};
+inline constexpr ProfileRange height_cm{"height_cm", 100, 250};
+inline constexpr ProfileRange weight_kg{"weight_kg", 30, 300};
+inline constexpr ProfileRange budget_usd{"budget_usd", 1, 100};
+inline constexpr ProfileRange cook_time_min{"cook_time_min", 5, 240};
+inline constexpr ProfileRange sodium_limit_mg{"sodium_limit_mg", 500, 6000};
+inline constexpr ProfileRange protein_g_per_kg{"protein_g_per_kg", 0.5, 3.0};
+}  // namespace profile_limits
+
+// Checks every number of `profile` against profile_limits. Throws std::invalid_argument
+// "<field>: <value> is outside <min>..<max>" for the first one out of range (NaN included).
+void validate_profile(const UserProfile& profile);
 
 // What only the simulator knows.
 struct HiddenTaste {

@@ -4,7 +4,7 @@
 // the profile. It is the half of MealSim that is not hidden (taste and long-term
 // satisfaction stay in the simulator), so the simulator and the service keep their users
 // with the same code and a policy sees the same observation layout in both worlds
-// (mealsim.hpp documents the layout).
+// (env/observation.hpp documents the layout).
 //
 // Time is counted in slots: step = day * kNumSlots + slot, from the user's first day. The
 // simulator restarts it every week; the service keeps counting (the observation's day is
@@ -24,10 +24,15 @@
 
 #include "forkcast/config/config.hpp"
 #include "forkcast/env/catalog.hpp"
+#include "forkcast/env/observation.hpp"
 #include "forkcast/env/population.hpp"
 
 namespace forkcast::env {
 
+inline constexpr int kDaysPerWeek = 7;
+inline constexpr int kStepsPerWeek = kDaysPerWeek * kNumSlots;
+// Share of the day's kcal target each slot is meant to cover.
+inline constexpr std::array<double, kNumSlots> kSlotKcalShare = {0.25, 0.35, 0.30, 0.10};
 // Hunger added when a slot begins (overnight before breakfast is the largest gap).
 inline constexpr std::array<double, kNumSlots> kHungerRise = {0.55, 0.45, 0.45, 0.25};
 // Hunger at the start of a user's first breakfast.
@@ -69,8 +74,11 @@ class UserTracker {
 
   // decay^(steps since `meal` was eaten), 0 if never: the boredom a repeat carries.
   double meal_recency(std::int32_t meal) const;
-  // Writes the kObservationSize features documented in mealsim.hpp.
-  void write_observation(std::span<float> out) const;
+  // Writes the kObservationSize features of env/observation.hpp for `slot`: the tracker's
+  // own slot() as a rule; an earlier slot (a late request) keeps the state as it is and
+  // changes only the slot one-hot. Throws std::invalid_argument for a buffer of fewer than
+  // kObservationSize floats.
+  void write_observation(std::span<float> out, Slot slot) const;
 
   const TrackerState& state() const noexcept { return state_; }
   const UserProfile& profile() const noexcept { return profile_; }
