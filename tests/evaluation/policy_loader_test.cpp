@@ -6,8 +6,13 @@
 #include <filesystem>
 #include <fstream>
 #include <numeric>
+#include <random>
+#include <set>
 
 #include "forkcast/agent/mealsim_discretizer.hpp"
+#include "forkcast/env/mealsim.hpp"
+#include "forkcast/evaluation/served_policy.hpp"
+#include "forkcast/policy/checkpoint.hpp"
 
 namespace fp = forkcast::policy;
 namespace fev = forkcast::evaluation;
@@ -239,4 +244,36 @@ TEST(PolicyLoader, LabelsAreMadeUnique) {
   EXPECT_EQ(ps[1].label, "random#2");
   EXPECT_EQ(ps[2].label, "random#3");
   EXPECT_EQ(ps[3].label, "myopic-oracle");
+}
+
+TEST(PolicyLoader, ServedLoadsTheModelAsTheServiceDoesAndExploresByItsSchedule) {
+  const std::string model = FORKCAST_SOURCE_DIR "/models/policies/mealsim-dqn-default.safetensors";
+  if (!fs::exists(model)) GTEST_SKIP() << "the bundled model is not in this checkout";
+  auto context = world().context();
+  context.exploration.serving_epsilon_max = 1.0;  // every suggestion uniform among the allowed
+  context.exploration.serving_epsilon_min = 1.0;
+  auto p = fev::load_meal_policy("served:" + model, context);
+  EXPECT_EQ(p.label, "served[policies/mealsim-dqn-default]");
+  EXPECT_EQ(p.spec, "served:" + model);
+  EXPECT_EQ(p.kind, "checkpoint");
+  EXPECT_FALSE(p.ope_target);
+  EXPECT_FALSE(p.ope_unavailable.empty());
+  EXPECT_NE(dynamic_cast<fev::ServedMealPolicy*>(p.policy.get()), nullptr);
+
+  // With epsilon 1 the draw, not the score, picks: other seeds give other allowed meals.
+  fe::MealSim sim(world().catalog, world().population);
+  sim.reset(42);
+  std::set<fe::Action> picked;
+  for (std::uint64_t s = 0; s < 32; ++s) {
+    std::mt19937_64 rng(s);
+    const auto action = p.policy->act(sim, rng);
+    ASSERT_TRUE(sim.action_mask()[static_cast<std::size_t>(action)]);
+    picked.insert(action);
+  }
+  EXPECT_GT(picked.size(), 8U);
+
+  // What `forkcast serve` refuses, served: refuses too, naming the file.
+  const auto tabular = save("served_tabular.safetensors", tabular_checkpoint(good_spec()));
+  EXPECT_NE(error_of<fp::CheckpointError>("served:" + tabular.string()).find(tabular.string()), std::string::npos);
+  EXPECT_NE(error_of<std::invalid_argument>("served:").find("served:<model file>"), std::string::npos);
 }
