@@ -5,6 +5,8 @@
 #include <csignal>
 #include <ctime>
 #include <iostream>
+#include <optional>
+#include <utility>
 
 #include "build_info.hpp"
 #include "commands.hpp"
@@ -25,41 +27,59 @@ struct TrainCli {
   std::string run_id, runs_dir, data_dir, resume, export_q;
   bool no_progress = false;
   training::TabularTrainOptions options;
-  // DQN flags; unset ones keep training::default_dqn_options(env).
-  std::int64_t steps = 0, learning_starts = -1, eval_every = -1, buffer_size = 0;
+  // DQN flags; unset ones keep the config's dqn section (mealsim) or the CartPole preset.
+  std::optional<std::int64_t> steps, learning_starts, eval_every, buffer_size;
   std::vector<int> hidden;
-  int batch_size = 0, n_step = 0, train_frequency = 0, gradient_steps = 0, target_update = 0, belief_particles = -1, belief_top_k = -1;
-  double tau = 0, exploration_fraction = 0, dqn_lr = 0, dqn_gamma = -1;
+  std::optional<int> batch_size, n_step, train_frequency, gradient_steps, target_update, belief_particles, belief_top_k;
+  std::optional<double> tau, exploration_fraction, dqn_lr, dqn_gamma;
   bool per = false, no_double = false, quantization_aware = false, no_quantization_aware = false;
   std::string numa = "auto";
-  bool eval_episodes_given = false, checkpoint_every_given = false;
+  bool eval_episodes_given = false, checkpoint_every_given = false, eps_max_given = false, eps_min_given = false;
 };
 
+// A flag that only means something to the tabular agent, given with --agent dqn: refused,
+// naming the DQN's own (it was silently ignored once).
+void refuse_tabular_flags(const CLI::App& sub) {
+  const std::pair<const char*, const char*> flags[] = {{"--gamma", "--dqn-gamma (config dqn.gamma)"},
+                                                       {"--lr", "--dqn-lr (config dqn.learning_rate)"},
+                                                       {"--eps-decay", "--exploration-fraction (config dqn.exploration_fraction)"},
+                                                       {"--max-steps", "nothing: the environment's own time limit ends episodes"},
+                                                       {"--episodes", "--steps (config dqn.steps)"}};
+  for (const auto& [flag, instead] : flags) {
+    if (sub.count(flag) > 0) {
+      throw std::invalid_argument(std::string(flag) + ": a tabular setting; the dqn agent's is " + instead);
+    }
+  }
+}
+
 void run_dqn(const config::Config& cfg, TrainCli& cli) {
-  auto o = training::default_dqn_options(cli.options.env);
+  // MealSim: the config's dqn section; CartPole: its preset (a check of the learner).
+  auto o = cli.options.env == "mealsim" ? training::dqn_options(cfg.dqn) : training::default_dqn_options(cli.options.env);
   o.seed = cli.options.seed;
-  if (cli.steps > 0) o.total_steps = cli.steps;
+  if (cli.steps) o.total_steps = *cli.steps;
   if (!cli.hidden.empty()) o.dqn.hidden = cli.hidden;
-  if (cli.batch_size > 0) o.dqn.batch_size = cli.batch_size;
-  if (cli.n_step > 0) o.dqn.n_step = cli.n_step;
-  if (cli.train_frequency > 0) o.train_frequency = cli.train_frequency;
-  if (cli.gradient_steps > 0) o.gradient_steps = cli.gradient_steps;
-  if (cli.target_update > 0) o.dqn.target_update_every = cli.target_update;
-  if (cli.tau > 0) o.dqn.tau = cli.tau;
-  if (cli.exploration_fraction > 0) o.exploration_fraction = cli.exploration_fraction;
-  if (cli.dqn_lr > 0) o.dqn.learning_rate = cli.dqn_lr;
-  if (cli.dqn_gamma >= 0) o.dqn.gamma = cli.dqn_gamma;
-  if (cli.learning_starts >= 0) o.learning_starts = cli.learning_starts;
-  if (cli.eval_every >= 0) o.eval_every = cli.eval_every;
-  if (cli.buffer_size > 0) o.buffer_size = static_cast<std::size_t>(cli.buffer_size);
+  if (cli.batch_size) o.dqn.batch_size = *cli.batch_size;
+  if (cli.n_step) o.dqn.n_step = *cli.n_step;
+  if (cli.train_frequency) o.train_frequency = *cli.train_frequency;
+  if (cli.gradient_steps) o.gradient_steps = *cli.gradient_steps;
+  if (cli.target_update) o.dqn.target_update_every = *cli.target_update;
+  if (cli.tau) o.dqn.tau = *cli.tau;
+  if (cli.exploration_fraction) o.exploration_fraction = *cli.exploration_fraction;
+  if (cli.dqn_lr) o.dqn.learning_rate = *cli.dqn_lr;
+  if (cli.dqn_gamma) o.dqn.gamma = *cli.dqn_gamma;
+  if (cli.learning_starts) o.learning_starts = *cli.learning_starts;
+  if (cli.eval_every) o.eval_every = *cli.eval_every;
+  if (cli.buffer_size) o.buffer_size = static_cast<std::size_t>(*cli.buffer_size);
   if (cli.eval_episodes_given) o.eval_episodes = cli.options.eval_episodes;
   if (cli.checkpoint_every_given) o.checkpoint_every = cli.options.checkpoint_every;
-  o.prioritized = cli.per;
-  o.dqn.double_dqn = !cli.no_double;
+  if (cli.eps_max_given) o.epsilon_start = cli.options.epsilon_max;
+  if (cli.eps_min_given) o.epsilon_end = cli.options.epsilon_min;
+  if (cli.per) o.prioritized = true;
+  if (cli.no_double) o.dqn.double_dqn = false;
   if (cli.quantization_aware) o.dqn.quantization_aware = true;
   if (cli.no_quantization_aware) o.dqn.quantization_aware = false;
-  if (cli.belief_particles >= 0) o.belief_particles = cli.belief_particles;
-  if (cli.belief_top_k >= 0) o.belief_top_k = cli.belief_top_k;
+  if (cli.belief_particles) o.belief_particles = *cli.belief_particles;
+  if (cli.belief_top_k) o.belief_top_k = *cli.belief_top_k;
   o.numa = cli.numa;
   o.mealsim = cfg.mealsim;
   o.data_dir = cli.options.data_dir;
@@ -127,8 +147,11 @@ void run_train(const GlobalOptions& global, TrainCli& cli, CLI::App& sub) {
   std::signal(SIGINT, request_stop);
   std::signal(SIGTERM, request_stop);
   if (cli.agent == "dqn") {
+    refuse_tabular_flags(sub);
     cli.eval_episodes_given = sub.count("--eval-episodes") > 0;
     cli.checkpoint_every_given = sub.count("--checkpoint-every") > 0;
+    cli.eps_max_given = sub.count("--eps-max") > 0;
+    cli.eps_min_given = sub.count("--eps-min") > 0;
     run_dqn(cfg, cli);
     return;
   }
@@ -161,7 +184,7 @@ void add_train_command(CLI::App& app, const GlobalOptions& global) {
       ->required()
       ->check(CLI::IsMember({"taxi", "frozenlake", "frozenlake-slippery", "mealsim", "cartpole"}));
   sub->add_option("--episodes", o.episodes, "training episodes (tabular)")->check(CLI::PositiveNumber);
-  sub->add_option("--steps", cli->steps, "environment steps (dqn; default 150000 cartpole, 300000 mealsim)")
+  sub->add_option("--steps", cli->steps, "environment steps (dqn; default dqn.steps for mealsim, 150000 cartpole)")
       ->check(CLI::PositiveNumber);
   sub->add_option("--hidden", cli->hidden, "hidden layer sizes (dqn), e.g. --hidden 256 256")->expected(1, 8);
   sub->add_option("--batch-size", cli->batch_size, "minibatch size (dqn)")->check(CLI::PositiveNumber);
@@ -174,11 +197,11 @@ void add_train_command(CLI::App& app, const GlobalOptions& global) {
   sub->add_option("--n-step", cli->n_step, "n-step returns (dqn)")->check(CLI::PositiveNumber);
   sub->add_option("--exploration-fraction", cli->exploration_fraction,
                   "fraction of --steps over which epsilon decays linearly (dqn)");
-  sub->add_option("--dqn-lr", cli->dqn_lr, "Adam learning rate (dqn)");
-  sub->add_option("--dqn-gamma", cli->dqn_gamma, "discount (dqn)");
+  sub->add_option("--dqn-lr", cli->dqn_lr, "Adam learning rate (dqn; default dqn.learning_rate)");
+  sub->add_option("--dqn-gamma", cli->dqn_gamma, "discount (dqn; default dqn.gamma)");
   sub->add_option("--eval-every", cli->eval_every, "steps between greedy evaluations; the best network is kept (dqn)");
-  sub->add_flag("--per", cli->per, "prioritized replay (dqn)");
-  sub->add_flag("--no-double", cli->no_double, "plain DQN targets instead of double DQN (dqn)");
+  sub->add_flag("--per", cli->per, "prioritized replay (dqn; default dqn.prioritized)");
+  sub->add_flag("--no-double", cli->no_double, "plain DQN targets instead of double DQN (dqn; default dqn.double_dqn)");
   auto* qat = sub->add_flag("--quantization-aware", cli->quantization_aware,
                             "train on the int8 weight grid, so int8 serving makes the float network's decisions "
                             "(dqn; the default for mealsim)");
@@ -196,12 +219,12 @@ void add_train_command(CLI::App& app, const GlobalOptions& global) {
   sub->add_option("--max-steps", o.max_steps, "steps per episode, 0 = the environment's limit (tabular; default training.max_steps)");
   sub->add_option("--lr", o.learning_rate, "learning rate (tabular; default training.learning_rate)");
   sub->add_option("--gamma", o.gamma, "discount (tabular; default training.gamma)");
-  sub->add_option("--eps-max", o.epsilon_max, "initial epsilon (tabular; default exploration.epsilon_max)");
-  sub->add_option("--eps-min", o.epsilon_min, "final epsilon (tabular; default exploration.epsilon_min)");
+  sub->add_option("--eps-max", o.epsilon_max, "initial epsilon (tabular: default exploration.epsilon_max; dqn: dqn.epsilon_start)");
+  sub->add_option("--eps-min", o.epsilon_min, "final epsilon (tabular: default exploration.epsilon_min; dqn: dqn.epsilon_end)");
   sub->add_option("--eps-decay", o.epsilon_decay,
                   "per-episode decay: eps = min + (max - min) * exp(-decay * episode) (tabular; default exploration.decay)");
-  sub->add_option("--checkpoint-every", o.checkpoint_every, "episodes (tabular) or steps (dqn) between checkpoints (default training.checkpoint_every; dqn 50000)");
-  sub->add_option("--eval-episodes", o.eval_episodes, "greedy evaluation episodes at the end (default training.eval_episodes)");
+  sub->add_option("--checkpoint-every", o.checkpoint_every, "episodes (tabular) or steps (dqn) between checkpoints (default training.checkpoint_every; dqn.checkpoint_every)");
+  sub->add_option("--eval-episodes", o.eval_episodes, "greedy evaluation episodes at the end (default training.eval_episodes; dqn.eval_episodes)");
   sub->add_option("--run-id", cli->run_id, "run folder name (default <env>-<agent>-s<seed>-<UTC time>)");
   sub->add_option("--runs-dir", cli->runs_dir, "parent of run folders (default training.runs_dir)");
   sub->add_option("--data-dir", cli->data_dir, "catalog and population folder for mealsim (default policy.catalog_dir)");

@@ -86,6 +86,28 @@ std::vector<Field> fields_of(Config& c) {
       {"training", "max_steps", &c.training.max_steps, 0, 100'000'000},
       {"training", "checkpoint_every", &c.training.checkpoint_every, 1, 1'000'000'000},
       {"training", "eval_episodes", &c.training.eval_episodes, 1, 10'000'000},
+      {"dqn", "steps", &c.dqn.steps, 1, 1e12},
+      {"dqn", "hidden", &c.dqn.hidden},
+      {"dqn", "learning_rate", &c.dqn.learning_rate, 1e-12, 1},
+      {"dqn", "gamma", &c.dqn.gamma, 0, 1},
+      {"dqn", "n_step", &c.dqn.n_step, 1, 100},
+      {"dqn", "batch_size", &c.dqn.batch_size, 1, 1'000'000},
+      {"dqn", "target_update_every", &c.dqn.target_update_every, 1, 1'000'000'000},
+      {"dqn", "tau", &c.dqn.tau, 1e-9, 1},
+      {"dqn", "buffer_size", &c.dqn.buffer_size, 1, 1e10},
+      {"dqn", "learning_starts", &c.dqn.learning_starts, 0, 1e12},
+      {"dqn", "train_frequency", &c.dqn.train_frequency, 1, 1'000'000'000},
+      {"dqn", "gradient_steps", &c.dqn.gradient_steps, 1, 1'000'000},
+      {"dqn", "epsilon_start", &c.dqn.epsilon_start, 0, 1},
+      {"dqn", "epsilon_end", &c.dqn.epsilon_end, 0, 1},
+      {"dqn", "exploration_fraction", &c.dqn.exploration_fraction, 1e-9, 1},
+      {"dqn", "eval_every", &c.dqn.eval_every, 0, 1e12},
+      {"dqn", "eval_episodes_during", &c.dqn.eval_episodes_during, 1, 10'000'000},
+      {"dqn", "eval_episodes", &c.dqn.eval_episodes, 0, 10'000'000},
+      {"dqn", "checkpoint_every", &c.dqn.checkpoint_every, 1, 1e12},
+      {"dqn", "double_dqn", &c.dqn.double_dqn},
+      {"dqn", "prioritized", &c.dqn.prioritized},
+      {"dqn", "quantization_aware", &c.dqn.quantization_aware},
       {"mealsim", "utility_bias", &c.mealsim.utility_bias, -10, 10},
       {"mealsim", "taste_weight", &c.mealsim.taste_weight, 0, 10},
       {"mealsim", "meal_boredom_weight", &c.mealsim.meal_boredom_weight, 0, 10},
@@ -367,6 +389,12 @@ std::map<std::string, std::string> process_environment() {
 }
 
 void validate(const Config& config) {
+  (void)config.dqn.hidden_layers();  // throws ConfigError naming dqn.hidden
+  if (config.dqn.epsilon_end > config.dqn.epsilon_start) {
+    throw ConfigError("", "dqn.epsilon_end",
+                      format_number(config.dqn.epsilon_end) + " is greater than dqn.epsilon_start (" +
+                          format_number(config.dqn.epsilon_start) + ")");
+  }
   const auto& e = config.exploration;
   if (e.epsilon_min > e.epsilon_max) {
     throw ConfigError("", "exploration.epsilon_min",
@@ -384,6 +412,28 @@ void validate(const Config& config) {
     throw ConfigError("", "database.url",
                       quote(config.database.url) + " is not a postgresql:// or postgres:// URL");
   }
+}
+
+std::vector<int> DqnConfig::hidden_layers() const {
+  const auto refuse = [&] {
+    return ConfigError("", "dqn.hidden", quote(hidden) + " is not 1 to 8 layer widths in 1..65536, e.g. \"128,64\"");
+  };
+  std::vector<int> widths;
+  std::string_view rest(hidden);
+  while (true) {
+    const auto comma = rest.find(',');
+    std::string_view item = rest.substr(0, comma);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    int width = 0;
+    const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), width);
+    if (item.empty() || ec != std::errc() || end != item.data() + item.size() || width < 1 || width > 65'536) throw refuse();
+    widths.push_back(width);
+    if (comma == std::string_view::npos) break;
+    rest.remove_prefix(comma + 1);
+  }
+  if (widths.size() > 8) throw refuse();
+  return widths;
 }
 
 Config load(const std::optional<std::filesystem::path>& path,

@@ -7,7 +7,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
+#include <utility>
+#include <vector>
 #include "run_command.hpp"
 
 namespace {
@@ -199,4 +202,30 @@ TEST(CliTrain, BadArgumentsExitTwo) {
   const auto r = run("train --agent tabular --env taxi --episodes 10 --lr 3");
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.output.find("--lr: 3"), std::string::npos) << r.output;
+}
+
+TEST(CliTrain, TheDqnTakesItsSettingsFromTheDqnSectionAndRefusesTabularFlags) {
+  const auto runs = std::filesystem::temp_directory_path() / "forkcast_cli_dqn_runs";
+  std::filesystem::remove_all(runs);
+  const auto config = write_temp("dqn.yaml", "dqn:\n  gamma: 0.5\n  hidden: \"16, 8\"\n  eval_every: 0\n");
+  const auto r = run("--config " + config + " train --agent dqn --env mealsim --steps 300 --learning-starts 100 "
+                     "--eval-episodes 2 --no-progress --seed 2 --runs-dir " + runs.string() + " --run-id d",
+                     "FORKCAST_DQN__N_STEP=2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // The settings the run recorded are the config's (file and environment), not the preset's.
+  std::ifstream model(runs / "d" / "model.safetensors", std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(model)), std::istreambuf_iterator<char>());
+  for (const char* expected : {R"(\"gamma\":0.5)", R"(\"hidden\":[16,8])", R"(\"n_step\":2)"}) {
+    EXPECT_NE(bytes.find(expected), std::string::npos) << expected;
+  }
+  // Flags of the tabular agent are refused by name, pointing at the DQN's own.
+  for (const auto& [flag, instead] : std::vector<std::pair<std::string, std::string>>{
+           {"--gamma 0.9", "--dqn-gamma"}, {"--lr 0.1", "--dqn-lr"}, {"--episodes 10", "--steps"}}) {
+    const auto refused = run("train --agent dqn --env mealsim --steps 10 " + flag);
+    EXPECT_EQ(refused.exit_code, 2) << flag;
+    EXPECT_NE(refused.output.find(instead), std::string::npos) << refused.output;
+  }
+  const auto bad = run("train --agent dqn --env mealsim --steps 10", "FORKCAST_DQN__HIDDEN=64,0");
+  EXPECT_EQ(bad.exit_code, 2);
+  EXPECT_NE(bad.output.find("dqn.hidden"), std::string::npos) << bad.output;
 }

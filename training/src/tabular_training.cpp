@@ -17,6 +17,7 @@
 #include "forkcast/policy/explore.hpp"
 #include "forkcast/policy/model_files.hpp"
 #include "forkcast/policy/progress.hpp"
+#include "run_log.hpp"
 #include "training_state.hpp"
 
 namespace forkcast::training {
@@ -188,24 +189,6 @@ Checkpoint make_checkpoint(const agent::TabularQ& q, const TabularTrainOptions& 
   return c;
 }
 
-// Keeps only metrics records up to `episode`, so a resumed run's log reads as one run.
-void trim_metrics(const std::filesystem::path& path, std::int64_t episode) {
-  std::ifstream in(path);
-  if (!in) return;
-  std::vector<std::string> kept;
-  std::string line;
-  while (std::getline(in, line)) {
-    try {
-      if (nlohmann::json::parse(line).at("episode").get<std::int64_t>() <= episode) kept.push_back(line);
-    } catch (const nlohmann::json::exception&) {
-      // A torn last line from a crash: drop it.
-    }
-  }
-  in.close();
-  std::ofstream out(path, std::ios::trunc);
-  for (const auto& l : kept) out << l << "\n";
-}
-
 template <class Adapter>
 EvalSummary evaluate_greedy(Adapter& e, const agent::TabularQ& q, const TabularTrainOptions& o, int episodes) {
   EvalSummary s;
@@ -237,8 +220,7 @@ TabularTrainResult run(Adapter& e, const TabularTrainOptions& o) {
   agent::TabularQ q({e.num_states(), e.num_actions(), o.learning_rate, o.gamma, 0.0});
   std::mt19937_64 rng(o.seed);
   std::int64_t start_episode = 0;
-  std::vector<double> recent(100, 0.0);  // returns of the last 100 episodes, a ring
-  std::int64_t recent_count = 0;
+  RecentReturns recent;
   if (o.resume_from) {
     const auto c = load_safetensors(*o.resume_from);
     const std::string where = o.resume_from->string();
@@ -251,20 +233,12 @@ TabularTrainResult run(Adapter& e, const TabularTrainOptions& o) {
     restore_generator(c, "env_rng_state", where, e.generator());
     start_episode = std::stoll(c.metadata_at("episode", where));
     if (const auto it = c.metadata.find("recent_returns"); it != c.metadata.end()) {
-      const auto window = nlohmann::json::parse(it->second);
-      recent_count = window.at("count").get<std::int64_t>();
-      recent = window.at("values").get<std::vector<double>>();
-      recent.resize(100, 0.0);
+      recent.restore(nlohmann::json::parse(it->second));
     }
     spdlog::info("resuming {} from episode {} ({})", o.env, start_episode, o.resume_from->string());
   }
-  const auto metrics_path = o.run_dir / "metrics.jsonl";
-  if (o.resume_from) {
-    trim_metrics(metrics_path, start_episode);
-  } else {
-    std::ofstream(metrics_path, std::ios::trunc);
-  }
-  std::ofstream metrics(metrics_path, std::ios::app);
+  MetricsLog metrics(o.run_dir / "metrics.jsonl", "episode",
+                     o.resume_from ? std::optional<std::int64_t>(start_episode) : std::nullopt);
 
   const int limit = o.max_steps > 0 ? o.max_steps : 1'000'000;
   std::int64_t steps = 0;
@@ -273,17 +247,14 @@ TabularTrainResult run(Adapter& e, const TabularTrainOptions& o) {
   ProgressReporter progress(stderr, "ep");
   auto fields = [&] {
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    double mean = 0;
-    const auto n = std::min<std::int64_t>(recent_count, 100);
-    for (std::int64_t i = 0; i < n; ++i) mean += recent[static_cast<std::size_t>(i)];
-    return ProgressFields{episode, o.episodes, wall > 0 ? static_cast<double>(steps) / wall : 0.0,
-                          n > 0 ? mean / static_cast<double>(n) : 0.0, epsilon};
+    return ProgressFields{episode, o.episodes, wall > 0 ? static_cast<double>(steps) / wall : 0.0, recent.mean(),
+                          epsilon};
   };
   auto save = [&](const std::filesystem::path& path, std::int64_t completed) {
     auto c = make_checkpoint(q, o, completed, rng, e.spec());
     c.metadata["env_rng_state"] = generator_state(e.generator());
     // The last-100 window travels with the checkpoint so resumed progress reads the same.
-    c.metadata["recent_returns"] = nlohmann::json{{"count", recent_count}, {"values", recent}}.dump();
+    c.metadata["recent_returns"] = recent.to_json().dump();
     save_safetensors(path, c);
   };
   std::uniform_real_distribution<double> unit(0.0, 1.0);
@@ -310,17 +281,18 @@ TabularTrainResult run(Adapter& e, const TabularTrainOptions& o) {
       state = r.observation;
       if (r.terminated || r.truncated) break;
     }
-    recent[static_cast<std::size_t>(recent_count++ % 100)] = ret;
+    recent.add(ret);
     const std::int64_t done = episode + 1;
     if (done % o.log_every == 0 || done == o.episodes) {
       const auto f = fields();
       const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      metrics << nlohmann::json{{"episode", done},       {"epsilon", epsilon}, {"episode_return", ret},
-                                {"mean_return_100", f.mean_return}, {"env_steps", steps},
-                                {"steps_per_s", f.steps_per_s},    {"wall_s", wall}}
-                     .dump()
-              << "\n";
-      metrics.flush();  // readable while the run goes on (tail -f metrics.jsonl)
+      metrics.write({{"episode", done},
+                     {"epsilon", epsilon},
+                     {"episode_return", ret},
+                     {"mean_return_100", f.mean_return},
+                     {"env_steps", steps},
+                     {"steps_per_s", f.steps_per_s},
+                     {"wall_s", wall}});
     }
     if (done % o.checkpoint_every == 0) {
       metrics.flush();

@@ -83,6 +83,7 @@ struct AdviceConfig {
   int threads = 1;
 };
 
+// The tabular agent's training (`forkcast train --agent tabular`) and where every run goes.
 struct TrainingConfig {
   std::string runs_dir = "runs";
   double learning_rate = 0.7;
@@ -90,6 +91,39 @@ struct TrainingConfig {
   int max_steps = 99;             // per episode; 0 keeps the environment's own limit
   int checkpoint_every = 1'000;   // episodes
   int eval_episodes = 100;
+};
+
+// The MealSim DQN's training (`forkcast train --agent dqn --env mealsim`, docs/agents.md):
+// the defaults are the run behind the bundled model. CartPole keeps the RL Baselines3 Zoo
+// preset (training::default_dqn_options("cartpole")): it checks the learner, it is not a
+// product setting. Flags of `forkcast train` override both.
+struct DqnConfig {
+  std::int64_t steps = 300'000;
+  std::string hidden = "128,64";      // hidden layer widths, comma-separated (hidden_layers())
+  double learning_rate = 5e-4;        // Adam
+  double gamma = 0.9;                 // discount
+  int n_step = 3;                     // n-step returns
+  int batch_size = 32;
+  int target_update_every = 500;      // gradient updates between hard target copies (tau 1)
+  double tau = 1.0;                   // < 1: Polyak averaging after every update instead
+  std::int64_t buffer_size = 50'000;  // replay capacity in transitions
+  std::int64_t learning_starts = 2'000;
+  int train_frequency = 4;            // environment steps between update rounds
+  int gradient_steps = 1;             // updates per round
+  double epsilon_start = 1.0;         // linear decay over exploration_fraction of the steps
+  double epsilon_end = 0.05;
+  double exploration_fraction = 0.3;
+  std::int64_t eval_every = 25'000;   // steps between greedy evaluations (the best is kept); 0: none
+  int eval_episodes_during = 200;     // users per evaluation during training
+  int eval_episodes = 1'000;          // users of the final evaluation of the best network
+  std::int64_t checkpoint_every = 50'000;  // steps
+  bool double_dqn = true;
+  bool prioritized = false;
+  bool quantization_aware = true;     // int8 serving makes the float network's decisions
+
+  // `hidden` as widths. Throws ConfigError (key dqn.hidden) unless it is 1..8 widths in
+  // 1..65536, e.g. "128,64".
+  std::vector<int> hidden_layers() const;
 };
 
 // Coefficients of the MealSim user simulator; every equation they enter is written out
@@ -135,6 +169,7 @@ struct Config {
   ExplorationConfig exploration;
   AdviceConfig advice;
   TrainingConfig training;
+  DqnConfig dqn;
   MealSimConfig mealsim;
   LoggingConfig logging;
 };

@@ -82,9 +82,13 @@ struct DqnTrainResult {
 
 DqnTrainResult train_dqn(const DqnTrainOptions& options);
 
-// The documented defaults per environment (docs/agents.md): CartPole reaches a greedy
-// 475+ within 150 000 steps with them; MealSim's beat the tabular agent and the myopic oracle.
+// The documented defaults per environment (docs/agents.md): CartPole's are the RL Baselines3
+// Zoo preset (a greedy 475+ within 150 000 steps); MealSim's are dqn_options(config::DqnConfig{}),
+// the run behind the bundled model. Throws std::invalid_argument for another env.
 DqnTrainOptions default_dqn_options(const std::string& env);
+// MealSim options from the config's `dqn` section (config::DqnConfig; every key there has its
+// field here). Throws config::ConfigError for a malformed dqn.hidden.
+DqnTrainOptions dqn_options(const config::DqnConfig& dqn);
 
 // Greedy mean return of a CartPole network over the shared evaluation seeds.
 EvalSummary evaluate_cartpole(const agent::nn::Mlp<float>& network, int episodes);

@@ -31,19 +31,20 @@
 
 namespace forkcast::training {
 
+// Defaults are the config's (config::TrainingConfig, config::ExplorationConfig): one place.
 struct TabularTrainOptions {
   std::string env = "taxi";  // taxi | frozenlake | frozenlake-slippery | mealsim
   std::int64_t episodes = 25'000;
   std::uint64_t seed = 0;
-  int max_steps = 99;  // per episode; 0 keeps the environment's own time limit
-  double learning_rate = 0.7;
-  double gamma = 0.95;
-  double epsilon_max = 1.0;
-  double epsilon_min = 0.05;
-  double epsilon_decay = 0.005;
-  std::int64_t checkpoint_every = 1'000;
+  int max_steps = config::TrainingConfig{}.max_steps;  // per episode; 0 keeps the environment's own time limit
+  double learning_rate = config::TrainingConfig{}.learning_rate;
+  double gamma = config::TrainingConfig{}.gamma;
+  double epsilon_max = config::ExplorationConfig{}.epsilon_max;
+  double epsilon_min = config::ExplorationConfig{}.epsilon_min;
+  double epsilon_decay = config::ExplorationConfig{}.decay;
+  std::int64_t checkpoint_every = config::TrainingConfig{}.checkpoint_every;
   std::int64_t log_every = 100;
-  int eval_episodes = 100;
+  int eval_episodes = config::TrainingConfig{}.eval_episodes;
   std::filesystem::path run_dir;                     // required
   std::filesystem::path data_dir = "data";           // MealSim catalog and population
   config::MealSimConfig mealsim;
