@@ -1,6 +1,6 @@
 // The OpenAPI 3.1 document lives in service/static/openapi.json (edited as JSON, checked
 // against routes() by tests/service/openapi_test.cpp) and is compiled in.
-#include "handlers.hpp"
+#include "documents.hpp"
 
 namespace forkcast::service {
 

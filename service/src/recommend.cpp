@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "advice_request.hpp"
+#include "clock.hpp"
 #include "decision_log.hpp"
 #include "forkcast/policy/decide.hpp"
 #include "handlers.hpp"
@@ -69,21 +71,54 @@ std::int32_t meal_index(const env::Catalog& catalog, const std::string& id, cons
 
 }  // namespace
 
+namespace {
+
+// A recommendation request as its body said it: what the rest of the request needs, owned,
+// so that a continuation on the worker pool carries it instead of parsing again.
+struct RecommendationAsked {
+  std::string user_id;
+  std::optional<env::Slot> slot;  // none: the user's local slot at `at`
+  db::Timestamp at;
+  int n = 1;
+  bool with_advice = false;
+};
+
+Response recommend(Application& app, const Request& request, Call& call, const RecommendationAsked& asked);
+
+// An I/O thread never waits (for advice, for loading a user the cache lacks, for a user's
+// lock held across a database call): the rest of the request continues on the worker pool.
+ContinueOnWorker continue_on_worker(const RecommendationAsked& asked) {
+  return {[asked](Application& app, const Request& request, Call& call) { return recommend(app, request, call, asked); }};
+}
+
+}  // namespace
+
 Response handle_recommend(Application& app, const Request& request, Call& call) {
   JsonBody body = JsonBody::parse(request.body());
-  const std::string user_id = body.string("user_id", 64);
+  RecommendationAsked asked;
+  asked.user_id = body.string("user_id", 64);
   const auto slot_name = body.optional_choice("slot", kSlotChoices);
   const auto time = body.optional_string("time", 64);
   const auto& policy_config = app.config().policy;
-  const int n = static_cast<int>(body.optional_int("n", 1, policy_config.max_n).value_or(policy_config.default_n));
-  const bool with_advice = body.optional_bool("advice").value_or(false);
+  asked.n = static_cast<int>(body.optional_int("n", 1, policy_config.max_n).value_or(policy_config.default_n));
+  asked.with_advice = body.optional_bool("advice").value_or(false);
   body.finish();
-  require_user(call, user_id);
-  const db::Timestamp at = time ? parse_recent_time(*time, "time") : db::now_timestamp();
-  // An I/O thread never waits: not for advice, not for loading a user the cache lacks.
-  if (with_advice && !call.on_worker) throw RerunOnWorker{};
+  require_user(call, asked.user_id);
+  if (slot_name) asked.slot = env::parse_slot(*slot_name);
+  asked.at = time ? parse_recent_time(*time, "time") : db::now_timestamp();
+  return recommend(app, request, call, asked);
+}
+
+namespace {
+
+Response recommend(Application& app, const Request& request, Call& call, const RecommendationAsked& asked) {
+  const std::string& user_id = asked.user_id;
+  const db::Timestamp at = asked.at;
+  const int n = asked.n;
+  const bool with_advice = asked.with_advice;
+  if (with_advice && !call.on_worker) throw continue_on_worker(asked);
   auto session = call.on_worker ? app.users().find(user_id) : app.users().find_cached(user_id);
-  if (!session && !call.on_worker) throw RerunOnWorker{};
+  if (!session && !call.on_worker) throw continue_on_worker(asked);
   if (!session) throw ApiError(http::status::not_found, "not_found", "no user " + user_id, "user_id");
   const auto model = app.model();
   const env::Catalog& catalog = app.catalog();
@@ -106,11 +141,11 @@ Response handle_recommend(Application& app, const Request& request, Call& call) 
     // I/O thread never waits for one of them, the worker pool does.
     std::unique_lock lock(session->mutex, std::try_to_lock);
     if (!lock.owns_lock()) {
-      if (!call.on_worker) throw RerunOnWorker{};
+      if (!call.on_worker) throw continue_on_worker(asked);
       lock.lock();
     }
     const int offset = session->profile.utc_offset_min;
-    const env::Slot slot = slot_name ? *env::parse_slot(*slot_name) : local_slot(at, offset);
+    const env::Slot slot = asked.slot ? *asked.slot : local_slot(at, offset);
     app.users().advance_to(*session, local_day(at, offset), slot);
     const env::UserTracker& tracker = session->tracker;
     step = tracker.state().step;
@@ -199,6 +234,8 @@ Response handle_recommend(Application& app, const Request& request, Call& call) 
   response.set("X-Forkcast-Decision-Log", logged ? "queued" : "failed");
   return response;
 }
+
+}  // namespace
 
 namespace {
 

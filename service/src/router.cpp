@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <optional>
 
 #include "forkcast/db/errors.hpp"
 #include "handlers.hpp"
@@ -86,9 +87,11 @@ bool constant_time_equal(std::string_view a, std::string_view b) {
   return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
-// On an I/O thread (`on_worker` false) a token the cache does not know is not looked up:
-// RerunOnWorker moves the request to the worker pool, where the database may be asked.
-Principal authenticate(Application& app, const Request& request, const RequestContext& context, bool on_worker) {
+// Who calls, from the Authorization header. On an I/O thread (`on_worker` false) a token
+// the cache does not know is not looked up: nullopt, and the caller continues the request on
+// the worker pool, where the database may be asked.
+std::optional<Principal> authenticate(Application& app, const Request& request, const RequestContext& context,
+                                      bool on_worker) {
   Principal principal;
   const auto header = request.find(http::field::authorization);
   if (header == request.end()) {
@@ -121,7 +124,7 @@ Principal authenticate(Application& app, const Request& request, const RequestCo
     user = app.users().user_for_token(hash);
   } else {
     auto cached = app.users().user_for_token_cached(hash);
-    if (!cached.known) throw RerunOnWorker{};
+    if (!cached.known) return std::nullopt;
     user = std::move(cached.user);
   }
   if (!user) throw ApiError(http::status::unauthorized, "invalid_credentials", "unknown bearer token", "Authorization");
@@ -204,72 +207,72 @@ Response error_response(http::status status, std::string_view code, std::string_
   return error_from(request, status, code, message, field);
 }
 
-Response handle(Application& app, const Request& request, const RequestContext& context, StreamedResponse* streamed,
-                Rerun* rerun) {
-  const auto started = std::chrono::steady_clock::now();
-  int route = -1;
-  Response response;
-  bool charged = context.rate_limit_charged;  // the rate limit has been charged for this request
+namespace {
+
+// Authentication, the rate limit and the admin check: what every route but the operations
+// ones passes before its handler. On an I/O thread a token the cache does not know is not
+// looked up: the rest of the request (this step included) continues on the worker pool.
+void admit(Application& app, const Request& request, const Route& r, Call& call, Rerun* rerun) {
+  if (r.info.operations) {
+    // Probes, metrics and documents: no credentials read, no rate limit, no database, so
+    // that liveness never depends on PostgreSQL or on a busy client's bucket.
+    call.principal.rate_key = "peer:" + call.context.peer;
+    return;
+  }
+  std::optional<Principal> principal;
   try {
-    const std::string_view target = request.target();
-    const std::string_view path = path_of(target);
-    Call call{context, {}, {}, rerun == nullptr, streamed};
-    bool path_known = false;
-    for (std::size_t i = 0; i < kRoutes.size(); ++i) {
-      std::vector<std::string_view> params;
-      if (!match_pattern(kRoutes[i].info.pattern, path, &params)) continue;
-      path_known = true;
-      if (kRoutes[i].info.method != request.method()) continue;
-      route = static_cast<int>(i);
-      call.params = std::move(params);
-      break;
+    principal = authenticate(app, request, call.context, call.on_worker);
+  } catch (const ApiError&) {
+    // Bad credentials are rate-limited by client address, so guessing tokens (each
+    // guess a database lookup) is as limited as any anonymous request.
+    if (const int wait_s = app.rate_limiter().acquire("peer:" + call.context.peer); wait_s > 0) {
+      app.metrics().rate_limited().Increment();
+      ApiError limited(http::status::too_many_requests, "rate_limited", "too many requests for this client; retry later");
+      limited.retry_after_s = wait_s;
+      throw limited;
     }
-    if (route < 0) {
-      if (path_known) {
-        response = error_from(request, http::status::method_not_allowed, "method_not_allowed",
-                              "method " + std::string(request.method_string()) + " is not allowed on " +
-                                  std::string(path.substr(0, 200)), "");
-      } else {
-        response = error_from(request, http::status::not_found, "not_found", "no route " + std::string(path.substr(0, 200)), "");
-      }
-    } else {
-      const Route& r = kRoutes[static_cast<std::size_t>(route)];
-      if (r.info.operations) {
-        // Probes, metrics and documents: no credentials read, no rate limit, no database, so
-        // that liveness never depends on PostgreSQL or on a busy client's bucket.
-        call.principal.rate_key = "peer:" + context.peer;
-      } else {
-        try {
-          call.principal = authenticate(app, request, context, call.on_worker);
-        } catch (const ApiError&) {
-          // Bad credentials are rate-limited by client address, so guessing tokens (each
-          // guess a database lookup) is as limited as any anonymous request.
-          if (const int wait_s = app.rate_limiter().acquire("peer:" + context.peer); wait_s > 0) {
-            app.metrics().rate_limited().Increment();
-            ApiError limited(http::status::too_many_requests, "rate_limited", "too many requests for this client; retry later");
-            limited.retry_after_s = wait_s;
-            throw limited;
-          }
-          throw;
-        }
-        if (const int wait_s = context.rate_limit_charged ? 0 : app.rate_limiter().acquire(call.principal.rate_key);
-            wait_s > 0) {
-          app.metrics().rate_limited().Increment();
-          ApiError limited(http::status::too_many_requests, "rate_limited", "too many requests for this key; retry later");
-          limited.retry_after_s = wait_s;
-          throw limited;
-        }
-        charged = true;
-        if (r.info.admin) require_admin(call);
-      }
-      response = r.handler(app, request, call);
-    }
-  } catch (const RerunOnWorker&) {
-    if (rerun != nullptr) {
+    throw;
+  }
+  if (!principal) {
+    throw ContinueOnWorker{[&r](Application& a, const Request& req, Call& c) {
+      admit(a, req, r, c, nullptr);
+      return r.handler(a, req, c);
+    }};
+  }
+  call.principal = std::move(*principal);
+  if (const int wait_s = app.rate_limiter().acquire(call.principal.rate_key); wait_s > 0) {
+    app.metrics().rate_limited().Increment();
+    ApiError limited(http::status::too_many_requests, "rate_limited", "too many requests for this key; retry later");
+    limited.retry_after_s = wait_s;
+    throw limited;
+  }
+  if (rerun != nullptr) rerun->rate_limit_charged = true;
+  if (r.info.admin) require_admin(call);
+}
+
+// Runs `work` (which may set `route`) and turns what it throws into the response: the one
+// error mapping of the service (router.hpp), then the headers every response carries and
+// the request's metrics. A ContinueOnWorker becomes the Rerun's continuation.
+template <class Work>
+Response respond(Application& app, const Request& request, const RequestContext& context, int& route, Rerun* rerun,
+                 std::optional<Call>* call, Work&& work) {
+  const auto started = std::chrono::steady_clock::now();
+  Response response;
+  try {
+    response = work();
+  } catch (ContinueOnWorker& next) {
+    if (rerun != nullptr && call != nullptr && *call) {
       rerun->requested = true;
-      rerun->rate_limit_charged = charged;
+      rerun->route = route;
+      rerun->rest = [rest = std::move(next.rest), c = std::move(**call)](Application& a, const Request& req,
+                                                                          StreamedResponse* streamed) mutable {
+        c.on_worker = true;
+        c.streamed = streamed;
+        return rest(a, req, c);
+      };
       return response;
     }
+    spdlog::error("request {}: a handler asked for the worker pool while on it", context.request_id);
     response = error_from(request, http::status::internal_server_error, "internal_error",
                           "internal error (request id " + context.request_id + ")", "");
   } catch (const ApiError& e) {
@@ -307,6 +310,48 @@ Response handle(Application& app, const Request& request, const RequestContext& 
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   app.metrics().record_request(route, response.result_int(), seconds);
   return response;
+}
+
+}  // namespace
+
+Response handle(Application& app, const Request& request, const RequestContext& context, StreamedResponse* streamed,
+                Rerun* rerun) {
+  int route = -1;
+  std::optional<Call> call;
+  return respond(app, request, context, route, rerun, &call, [&]() -> Response {
+    const std::string_view path = path_of(request.target());
+    call.emplace(Call{context, {}, {}, rerun == nullptr, streamed});
+    bool path_known = false;
+    for (std::size_t i = 0; i < kRoutes.size(); ++i) {
+      std::vector<std::string_view> params;
+      if (!match_pattern(kRoutes[i].info.pattern, path, &params)) continue;
+      path_known = true;
+      if (kRoutes[i].info.method != request.method()) continue;
+      route = static_cast<int>(i);
+      call->params = std::move(params);
+      break;
+    }
+    if (route < 0) {
+      if (path_known) {
+        return error_from(request, http::status::method_not_allowed, "method_not_allowed",
+                          "method " + std::string(request.method_string()) + " is not allowed on " +
+                              std::string(path.substr(0, 200)),
+                          "");
+      }
+      return error_from(request, http::status::not_found, "not_found", "no route " + std::string(path.substr(0, 200)), "");
+    }
+    const Route& r = kRoutes[static_cast<std::size_t>(route)];
+    admit(app, request, r, *call, rerun);
+    return r.handler(app, request, *call);
+  });
+}
+
+Response resume(Application& app, const Request& request, const RequestContext& context, Rerun& rerun,
+                StreamedResponse* streamed) {
+  int route = rerun.route;
+  auto rest = std::move(rerun.rest);
+  rerun = Rerun{};
+  return respond(app, request, context, route, nullptr, nullptr, [&] { return rest(app, request, streamed); });
 }
 
 }  // namespace forkcast::service

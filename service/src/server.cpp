@@ -144,7 +144,6 @@ class Session : public std::enable_shared_from_this<Session> {
     started_ = std::chrono::steady_clock::now();
     context_.peer = peer_;
     context_.request_id = server_.next_request_id();
-    context_.rate_limit_charged = false;
     if (const auto id = request_.find("X-Request-Id"); id != request_.end()) {
       const std::string_view v = id->value();
       if (!v.empty() && v.size() <= 64 && std::all_of(v.begin(), v.end(), [](char c) {
@@ -153,11 +152,10 @@ class Session : public std::enable_shared_from_this<Session> {
         context_.request_id = std::string(v);
       }
     }
+    rerun_ = Rerun{};
     if (runs_on(request_.method(), request_.target()) == RunsOn::io) {
-      Rerun rerun;
-      Response response = handle(server_.app, request_, context_, nullptr, &rerun);
-      if (!rerun.requested) return send(std::move(response), true);
-      context_.rate_limit_charged = rerun.rate_limit_charged;  // charge the request once
+      Response response = handle(server_.app, request_, context_, nullptr, &rerun_);
+      if (!rerun_.requested) return send(std::move(response), true);
     }
     run_on_worker();
   }
@@ -165,7 +163,10 @@ class Session : public std::enable_shared_from_this<Session> {
   void run_on_worker() {
     net::post(server_.workers, [self = shared_from_this()] {
       StreamedResponse streamed;
-      Response response = handle(self->server_.app, self->request_, self->context_, &streamed);
+      // A request the I/O thread began continues where it stopped; a worker route starts here.
+      Response response = self->rerun_.requested
+                              ? resume(self->server_.app, self->request_, self->context_, self->rerun_, &streamed)
+                              : handle(self->server_.app, self->request_, self->context_, &streamed);
       if (streamed.produce && response.result() == http::status::ok) {
         // The connection is idle while its request is on the worker (the next read starts
         // after the response), so this thread may write to it directly.
@@ -248,6 +249,7 @@ class Session : public std::enable_shared_from_this<Session> {
   Request request_;
   Response response_;
   RequestContext context_;
+  Rerun rerun_;  // the rest of a request the I/O thread began, for the worker pool
   Server::Impl& server_;
   std::string peer_;
   bool keep_alive_ = true;

@@ -17,7 +17,7 @@
 #include <utility>
 
 #include "forkcast/service/router.hpp"
-#include "handlers.hpp"
+#include "documents.hpp"
 
 namespace {
 

@@ -11,7 +11,7 @@
 #include "metrics.hpp"
 #include "pg_test_support.hpp"
 #include "decision_log.hpp"
-#include "handlers.hpp"
+#include "call.hpp"
 #include "service_test_support.hpp"
 #include "user_directory.hpp"
 
@@ -203,7 +203,8 @@ TEST_F(ServiceRegression, TheUserCacheIsBoundedAndAnEvictedUserComesBackIntact) 
 // An I/O thread used to query the database itself when a token or user was not in the
 // cache (after a restart or an eviction), stalling every connection on that thread. Now the
 // first pass asks for a rerun on the worker pool — before charging the rate limit — and the
-// worker's pass loads the user; afterwards the I/O pass answers from memory.
+// worker's pass (the rest of the request, resume()) loads the user; afterwards the I/O pass
+// answers from memory.
 TEST_F(ServiceRegression, ACacheMissIsServedFromTheWorkerPoolNotAnIoThread) {
   const auto [id, token] = new_user();
   const auto other = another_process();  // its cache is empty
@@ -217,8 +218,9 @@ TEST_F(ServiceRegression, ACacheMissIsServedFromTheWorkerPoolNotAnIoThread) {
   EXPECT_FALSE(io_pass.rate_limit_charged);  // the token was never looked up on the I/O thread
   EXPECT_FALSE(fresh.users().user_for_token_cached(forkcast::db::token_sha256(token)).known);
 
-  const forkcast::service::Response worker_pass = forkcast::service::handle(fresh, request, context);  // what the worker runs
+  const forkcast::service::Response worker_pass = forkcast::service::resume(fresh, request, context, io_pass);  // what the worker runs
   EXPECT_EQ(worker_pass.result_int(), 200U) << worker_pass.body();
+  EXPECT_FALSE(io_pass.requested);  // resume() consumed the continuation
 
   forkcast::service::Rerun again;
   const forkcast::service::Response cached = forkcast::service::handle(fresh, request, context, nullptr, &again);
@@ -253,13 +255,16 @@ TEST_F(ServiceRegression, ARecommendationNeverWaitsForABusyUserOnAnIoThread) {
   release.set_value();
   holder.join();
   ASSERT_TRUE(returned) << "the I/O pass waited for the user's lock";
-  const forkcast::service::Rerun rerun = io_pass.get();
+  forkcast::service::Rerun rerun = io_pass.get();
   EXPECT_TRUE(rerun.requested);
   EXPECT_TRUE(rerun.rate_limit_charged);  // the worker's pass must not charge it again
 
-  forkcast::service::RequestContext worker_context{"busy-2", "127.0.0.1"};
-  worker_context.rate_limit_charged = rerun.rate_limit_charged;
-  const forkcast::service::Response worker_pass = forkcast::service::handle(*app_, request, worker_context);
+  // The worker continues the request: it does not parse the body again (a body spoiled after
+  // the I/O pass changes nothing) and does not charge the rate limit again.
+  auto spoiled = request;
+  spoiled.body() = "{not json";
+  spoiled.prepare_payload();
+  const forkcast::service::Response worker_pass = forkcast::service::resume(*app_, spoiled, context, rerun);
   EXPECT_EQ(worker_pass.result_int(), 200U) << worker_pass.body();
 }
 

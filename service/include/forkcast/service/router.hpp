@@ -53,9 +53,6 @@ std::span<const RouteInfo> routes();
 struct RequestContext {
   std::string request_id;  // echoed in X-Request-Id and in the access log
   std::string peer;        // client address, the rate-limit key of anonymous requests
-  // Set by the server when it reruns a request on a worker whose first pass already charged
-  // the rate limit (Rerun), so that the second pass does not charge it again.
-  bool rate_limit_charged = false;
 };
 
 // A streamed response (server-sent events): the handler answers with the status line
@@ -71,21 +68,30 @@ int match_route(http::verb method, std::string_view target);
 // Whether `target` names a route that needs the worker pool.
 RunsOn runs_on(http::verb method, std::string_view target);
 
-// What handle() asks of the server when a request must finish on the worker pool.
+// What handle() hands the server when a request must finish on the worker pool: the rest of
+// the request, from where the I/O thread stopped.
 struct Rerun {
   bool requested = false;
-  bool rate_limit_charged = false;  // the first pass charged it: set RequestContext's flag
+  bool rate_limit_charged = false;  // the I/O pass charged the rate limit; the rest does not again
+  int route = -1;                   // the route matched (metrics)
+  std::function<Response(Application&, const Request&, StreamedResponse*)> rest;
 };
 
 // Handles one request. Never throws. `streamed` is set (and the returned response is only
 // its head) when the route streams its body.
 // The server calls RunsOn::io routes on an I/O thread with `rerun` non-null. A request that
 // turns out to need something an I/O thread must not wait for — a database query (a token
-// or user not in the cache) or model advice — sets rerun->requested instead of answering;
-// the server then calls handle() again from the worker pool. Tests pass nullptr: everything
-// runs inline.
+// or user not in the cache), model advice, a user's lock held across a database call —
+// sets rerun->requested and rerun->rest instead of answering; the server then calls
+// resume() from the worker pool, which continues it there: the route is not matched, the
+// caller not authenticated or charged, the body not parsed a second time. Tests pass
+// nullptr: everything runs inline.
 Response handle(Application& app, const Request& request, const RequestContext& context,
                 StreamedResponse* streamed = nullptr, Rerun* rerun = nullptr);
+// Runs rerun.rest (on a worker) with handle()'s error mapping, headers and metrics, and
+// clears `rerun`. `request` and `context` must be those the I/O pass was given.
+Response resume(Application& app, const Request& request, const RequestContext& context, Rerun& rerun,
+                StreamedResponse* streamed = nullptr);
 
 // The JSON error body and status, for the server's own errors (413, 431, 503 at the
 // connection cap) so that they look like every other error.
