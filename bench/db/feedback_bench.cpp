@@ -40,6 +40,7 @@
 #include <thread>
 #include <vector>
 
+#include "connection_pool.hpp"
 #include "forkcast/db/database.hpp"
 #include "forkcast/db/instance.hpp"
 
@@ -249,7 +250,7 @@ int main(int argc, char** argv) {
       if (runs("naive"))
         measure(naive, seconds / rounds, postmaster, [&](int t, long i) {
         const auto f = feedback("naive" + tag, t, i);
-        database.pool().run([&](pqxx::connection& c) {
+        database.pool().internal().run([&](pqxx::connection& c) {
           pqxx::work tx(c);
           tx.exec_params1(R"sql(
 INSERT INTO feedback (event_id, meal_id, outcome, reward, idempotency_key)

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "connection_pool.hpp"
+
 namespace forkcast::db {
 namespace {
 
@@ -40,7 +42,7 @@ DatabaseOptions database_options(const config::DatabaseConfig& config, std::stri
 }
 
 ServerInfo server_info(ConnectionPool& pool) {
-  return pool.run([](pqxx::connection& c) {
+  return pool.internal().run([](pqxx::connection& c) {
     pqxx::nontransaction tx(c);
     const auto r = tx.exec_params1(R"sql(
 SELECT current_setting('server_version'), current_setting('fsync'),
@@ -66,5 +68,12 @@ Database::Database(DatabaseOptions options)
           GroupCommitOptions{options.group_commit_window_ms, GroupCommitOptions{}.max_batch})) {}
 
 Database::~Database() = default;
+
+void Database::ping() {
+  pool_->internal().run([](pqxx::connection& c) {
+    pqxx::nontransaction tx(c);
+    tx.exec1("SELECT 1");
+  });
+}
 
 }  // namespace forkcast::db

@@ -3,11 +3,11 @@
 #pragma once
 
 #include <exception>
+#include <pqxx/pqxx>
 #include <span>
 #include <variant>
 #include <vector>
 
-#include "forkcast/db/pool.hpp"
 #include "forkcast/db/records.hpp"
 
 namespace forkcast::db::detail {

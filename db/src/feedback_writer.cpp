@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "connection_pool.hpp"
 #include "feedback_batch.hpp"
 
 namespace forkcast::db {
@@ -48,7 +49,7 @@ void FeedbackWriter::store(Batch& batch) {
   std::vector<detail::FeedbackOutcome> outcomes;
   const auto from = std::chrono::steady_clock::now();
   try {
-    outcomes = pool_.run(
+    outcomes = pool_.internal().run(
         [&](pqxx::connection& c) { return detail::write_feedback_batch(c, batch.writes); });
   } catch (...) {
     // The batch as a whole failed (database down, connection lost, COMMIT in doubt): every

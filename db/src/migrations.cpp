@@ -3,9 +3,9 @@
 #include <algorithm>
 #include <stdexcept>
 
+#include "connection_pool.hpp"
 #include "embedded_migrations.hpp"
 #include "forkcast/db/errors.hpp"
-#include "forkcast/db/pool.hpp"
 
 namespace forkcast::db {
 namespace {
@@ -110,7 +110,7 @@ const std::vector<Migration>& embedded_migrations() {
 
 SchemaStatus schema_status(ConnectionPool& pool, std::span<const Migration> migrations) {
   check_list(migrations);
-  return pool.run([&](pqxx::connection& c) {
+  return pool.internal().run([&](pqxx::connection& c) {
     pqxx::read_transaction tx(c);
     const auto applied = read_applied(tx);
     check_applied(applied, migrations);
@@ -126,7 +126,7 @@ std::vector<int> migrate(ConnectionPool& pool, std::span<const Migration> migrat
   check_list(migrations);
   std::vector<int> applied_now;
   for (const auto& m : migrations) {
-    pool.run([&](pqxx::connection& c) {
+    pool.internal().run([&](pqxx::connection& c) {
       pqxx::work tx(c);
       tx.exec_params("SELECT pg_advisory_xact_lock($1)", kMigrationLockKey);
       tx.exec0(kCreateMigrationsTable);

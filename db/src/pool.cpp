@@ -1,4 +1,4 @@
-#include "forkcast/db/pool.hpp"
+#include "connection_pool.hpp"
 
 #include <poll.h>
 #include <spdlog/spdlog.h>
@@ -8,7 +8,7 @@
 
 #include "forkcast/db/instance.hpp"
 
-namespace forkcast::db {
+namespace forkcast::db::detail {
 namespace {
 
 // Server notices (e.g. "relation already exists, skipping") go to the log, not to stderr.
@@ -68,7 +68,7 @@ bool sqlstate_means_disconnected(const std::string& state) {
 
 }  // namespace
 
-struct ConnectionPool::Slot {
+struct Pool::Slot {
   std::unique_ptr<pqxx::connection> connection;
   std::unique_ptr<NoticeToLog> notices;  // destroyed first: it unregisters from the connection
 
@@ -78,7 +78,7 @@ struct ConnectionPool::Slot {
   }
 };
 
-ConnectionPool::ConnectionPool(PoolOptions options) : options_(std::move(options)) {
+Pool::Pool(PoolOptions options) : options_(std::move(options)) {
   if (options_.url.empty()) throw std::invalid_argument("database url: must not be empty");
   if (options_.size < 1) {
     throw std::invalid_argument("database.pool_size: " + std::to_string(options_.size) +
@@ -96,11 +96,11 @@ ConnectionPool::ConnectionPool(PoolOptions options) : options_(std::move(options
   stats_.size = options_.size;
 }
 
-ConnectionPool::~ConnectionPool() {
+Pool::~Pool() {
   for (auto& slot : slots_) slot->close();
 }
 
-void ConnectionPool::open_connection(Slot& slot) {
+void Pool::open_connection(Slot& slot) {
   try {
     slot.connection = std::make_unique<pqxx::connection>(conninfo_);
   } catch (const std::exception& e) {
@@ -122,7 +122,7 @@ void ConnectionPool::open_connection(Slot& slot) {
   ++stats_.open;
 }
 
-ConnectionPool::Lease ConnectionPool::checkout() {
+Pool::Lease Pool::checkout() {
   int index = -1;
   {
     std::unique_lock lock(mutex_);
@@ -155,7 +155,7 @@ ConnectionPool::Lease ConnectionPool::checkout() {
   return Lease(this, index);
 }
 
-void ConnectionPool::give_back(int index, bool broken) noexcept {
+void Pool::give_back(int index, bool broken) noexcept {
   Slot& slot = *slots_[static_cast<std::size_t>(index)];
   const bool had_connection = slot.connection != nullptr;
   if (broken && had_connection) slot.close();
@@ -171,25 +171,25 @@ void ConnectionPool::give_back(int index, bool broken) noexcept {
   freed_.notify_one();
 }
 
-PoolStats ConnectionPool::stats() const {
+PoolStats Pool::stats() const {
   std::lock_guard lock(mutex_);
   return stats_;
 }
 
-ConnectionPool::Lease::Lease(Lease&& other) noexcept
+Pool::Lease::Lease(Lease&& other) noexcept
     : pool_(other.pool_), slot_(other.slot_), broken_(other.broken_) {
   other.pool_ = nullptr;
 }
 
-ConnectionPool::Lease::~Lease() {
+Pool::Lease::~Lease() {
   if (pool_ != nullptr) pool_->give_back(slot_, broken_);
 }
 
-pqxx::connection& ConnectionPool::Lease::connection() noexcept {
+pqxx::connection& Pool::Lease::connection() noexcept {
   return *pool_->slots_[static_cast<std::size_t>(slot_)]->connection;
 }
 
-void ConnectionPool::rethrow_as_database_error(Lease& lease) {
+void Pool::rethrow_as_database_error(Lease& lease) {
   try {
     throw;
   } catch (const DatabaseError&) {
@@ -240,5 +240,18 @@ void ConnectionPool::rethrow_as_database_error(Lease& lease) {
     throw DatabaseError(std::string("database failure: ") + e.what());
   }
 }
+
+}  // namespace forkcast::db::detail
+
+namespace forkcast::db {
+
+ConnectionPool::ConnectionPool(PoolOptions options)
+    : pool_(std::make_unique<detail::Pool>(std::move(options))) {}
+
+ConnectionPool::~ConnectionPool() = default;
+
+PoolStats ConnectionPool::stats() const { return pool_->stats(); }
+
+const PoolOptions& ConnectionPool::options() const noexcept { return pool_->options(); }
 
 }  // namespace forkcast::db

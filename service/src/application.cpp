@@ -1,6 +1,5 @@
 #include "forkcast/service/application.hpp"
 
-#include <pqxx/pqxx>
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
@@ -159,11 +158,7 @@ bool Application::database_ready() {
   if (now - ready_checked_ms_.load() < 500) return ready_.load();
   ready_checked_ms_.store(now);
   try {
-    database_.pool().run([](pqxx::connection& c) {
-      pqxx::nontransaction tx(c);
-      tx.exec1("SELECT 1");
-      return 0;
-    });
+    database_.ping();
     ready_.store(true);
   } catch (const std::exception& e) {
     if (ready_.exchange(false)) spdlog::warn("readiness: database unavailable: {}", e.what());

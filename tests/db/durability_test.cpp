@@ -15,6 +15,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <pqxx/pqxx>
 #include <set>
 #include <sstream>
 #include <thread>

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <thread>
 
+#include "connection_pool.hpp"
 #include "feedback_batch.hpp"
 #include "forkcast/db/database.hpp"
 #include "pg_test_support.hpp"
@@ -120,7 +121,7 @@ TEST(FeedbackWriter, ARetryThatMatchesTheStoredRowIsADuplicateEvenBehindAConflic
   fdb::NewFeedback different = fx.feedback(key);
   different.outcome = fdb::Outcome::rejected;
   const std::vector<fdb::NewFeedback> batch = {different, fx.feedback(key)};
-  auto lease = fx.database.pool().checkout();
+  auto lease = fx.database.pool().internal().checkout();
   const auto outcomes = fdb::detail::write_feedback_batch(lease.connection(), batch);
   ASSERT_EQ(outcomes.size(), 2U);
   ASSERT_TRUE(std::holds_alternative<std::exception_ptr>(outcomes[0]));

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <pqxx/pqxx>
 
 #include "forkcast/db/database.hpp"
 #include "forkcast/db/instance.hpp"

@@ -2,6 +2,8 @@
 // whose schema is newer than the binary (or whose applied migration changed) is refused.
 #include <gtest/gtest.h>
 
+#include <pqxx/pqxx>
+
 #include "forkcast/db/database.hpp"
 #include "forkcast/db/migrations.hpp"
 #include "forkcast/db/repositories.hpp"

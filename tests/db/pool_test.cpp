@@ -8,6 +8,7 @@
 #include <future>
 #include <thread>
 
+#include "connection_pool.hpp"
 #include "forkcast/db/database.hpp"
 #include "pg_test_support.hpp"
 
@@ -30,11 +31,11 @@ fdb::NewUser new_user() { return {json{{"age", 30}}, fdb::token_sha256("t-" + un
 TEST(ConnectionPool, CheckoutWaitsForAFreeConnectionThenTimesOut) {
   TestInstance pg;
   fdb::ConnectionPool pool(fdb::testing::pool_options(pg.url(), 1, 300));
-  auto held = std::make_optional(pool.checkout());
+  auto held = std::make_optional(pool.internal().checkout());
 
   const auto start = Clock::now();
   try {
-    pool.checkout();
+    pool.internal().checkout();
     FAIL() << "a second checkout from a pool of one succeeded";
   } catch (const fdb::DatabaseUnavailable& e) {
     EXPECT_NE(std::string(e.what()).find("no database connection became free"), std::string::npos);
@@ -46,9 +47,9 @@ TEST(ConnectionPool, CheckoutWaitsForAFreeConnectionThenTimesOut) {
 
   // A waiting checkout gets the connection as soon as it is returned.
   fdb::ConnectionPool patient(fdb::testing::pool_options(pg.url(), 1, 10'000));
-  auto first = std::make_optional(patient.checkout());
+  auto first = std::make_optional(patient.internal().checkout());
   auto waiter =
-      std::async(std::launch::async, [&] { return patient.checkout().connection().is_open(); });
+      std::async(std::launch::async, [&] { return patient.internal().checkout().connection().is_open(); });
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   first.reset();
   EXPECT_TRUE(waiter.get());
@@ -107,7 +108,7 @@ TEST(ConnectionPool, AConnectionKilledByTheServerIsReplaced) {
   TestInstance pg;
   fdb::Database database(fdb::DatabaseOptions{pg.url(), 1, 2'000, 2, true});
   const auto user = database.users().create(new_user());
-  const int backend = database.pool().run([](pqxx::connection& c) { return c.backendpid(); });
+  const int backend = database.pool().internal().run([](pqxx::connection& c) { return c.backendpid(); });
   {
     pqxx::connection admin(pg.url());
     pqxx::nontransaction tx(admin);
@@ -116,7 +117,7 @@ TEST(ConnectionPool, AConnectionKilledByTheServerIsReplaced) {
   }
   // The server said goodbye on the idle connection; the next checkout replaces it.
   EXPECT_EQ(database.users().find(user.id)->id, user.id);
-  EXPECT_NE(database.pool().run([](pqxx::connection& c) { return c.backendpid(); }), backend);
+  EXPECT_NE(database.pool().internal().run([](pqxx::connection& c) { return c.backendpid(); }), backend);
 }
 
 TEST(ConnectionPool, RejectsBadOptionsNamingThem) {
@@ -139,7 +140,7 @@ TEST(ConnectionPool, UnreachableServerIsUnavailableAndThePasswordIsNotPrinted) {
       ""});
   const auto start = Clock::now();
   try {
-    pool.checkout();
+    pool.internal().checkout();
     FAIL();
   } catch (const fdb::DatabaseUnavailable& e) {
     EXPECT_EQ(std::string(e.what()).find("hunter2"), std::string::npos) << e.what();

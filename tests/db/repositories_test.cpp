@@ -2,6 +2,7 @@
 // idempotent feedback rule and the single-production-model rule.
 #include <gtest/gtest.h>
 
+#include <pqxx/pqxx>
 #include <thread>
 
 #include "forkcast/db/database.hpp"

@@ -1,5 +1,6 @@
 // Everything db/ offers, wired: the connection pool (with every repository statement), the
-// repositories and the feedback group-commit writer. This is what the service holds.
+// repositories and the feedback group-commit writer. This is what the service holds; it
+// runs no SQL of its own (ping() checks that the database answers).
 //
 //   db::LocalInstance local(db::instance_options(cfg.database));   // unless database.url
 //   auto started = local.start();
@@ -53,6 +54,17 @@ class Database {
   // cannot be reached within the checkout timeout, SchemaError on a schema mismatch.
   explicit Database(DatabaseOptions options);
   ~Database();
+
+  // Checks that the database answers: runs `SELECT 1` on a pooled connection (one round
+  // trip) and returns once the server replied. What the service's readiness probe calls.
+  // Time: waits for a free connection at most checkout_timeout_ms; opening a connection is
+  // bounded by libpq's connect_timeout (whole seconds, at least 2) and a refused connection
+  // fails at once. The query itself has no timeout of its own: a server that accepted the
+  // connection but never answers is not bounded here. Throws DatabaseUnavailable when no
+  // connection became free in time, the server cannot be reached, it is shutting down or
+  // the connection broke (the connection is replaced, so a ping after a restart succeeds
+  // once the server is back); DatabaseError for any other failure.
+  void ping();
 
   ConnectionPool& pool() noexcept { return *pool_; }
   UserRepository& users() noexcept { return users_; }
