@@ -18,6 +18,7 @@
 
 namespace fs = std::filesystem;
 namespace st = forkcast::service::testing;
+using st::at_utc;
 using forkcast::service::Application;
 using forkcast::service::ApplicationOptions;
 using nlohmann::json;
@@ -40,16 +41,6 @@ ApplicationOptions app_options(forkcast::config::Config config = st::test_config
   return o;
 }
 
-// "YYYY-MM-DDTHH:MM:00Z" on the UTC day `days_ahead` after today.
-std::string at_utc(int days_ahead, int hour, int minute) {
-  using namespace std::chrono;
-  const auto day = floor<days>(system_clock::now()) + days{days_ahead};
-  const year_month_day ymd{day};
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:00Z", static_cast<int>(ymd.year()),
-                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()), hour, minute);
-  return buf;
-}
 
 struct User {
   std::string id;

@@ -14,45 +14,27 @@
 #include "forkcast/db/database.hpp"
 #include "forkcast/env/mealsim.hpp"
 #include "forkcast/evaluation/served_policy.hpp"
+#include "api.hpp"
 #include "pg_test_support.hpp"
 #include "service_test_support.hpp"
 
 namespace st = forkcast::service::testing;
+using st::at_utc;
 namespace fe = forkcast::env;
 using nlohmann::json;
 using verb = boost::beast::http::verb;
 
 namespace {
 
-// "YYYY-MM-DDTHH:MM:00Z" on the UTC day `days_ahead` after today.
-std::string at_utc(int days_ahead, int hour, int minute) {
-  using namespace std::chrono;
-  const auto day = floor<days>(system_clock::now()) + days{days_ahead};
-  const year_month_day ymd{day};
-  char buf[40];
-  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:00Z", static_cast<int>(ymd.year()),
-                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()), hour, minute);
-  return buf;
-}
 
-json profile_json(const fe::UserProfile& p) {
-  json allergens = json::array();
+// The simulated user's profile as an app would send it (the API's own serializer).
+json profile_body_of(const fe::UserProfile& p) {
+  forkcast::service::ProfileDocument doc;
+  doc.profile = p;
   for (int a = 0; a < fe::kNumAllergens; ++a) {
-    if (fe::has(p.excluded, static_cast<fe::Allergen>(a))) allergens.push_back(fe::allergen_name(static_cast<fe::Allergen>(a)));
+    if (fe::has(p.excluded, static_cast<fe::Allergen>(a))) doc.allergens.emplace_back(fe::allergen_name(static_cast<fe::Allergen>(a)));
   }
-  return {{"sex", fe::sex_name(p.sex)},
-          {"age", p.age},
-          {"height_cm", p.height_cm},
-          {"weight_kg", p.weight_kg},
-          {"activity", fe::activity_name(p.activity)},
-          {"goal", fe::goal_name(p.goal)},
-          {"diet", fe::diet_preference_name(p.diet)},
-          {"allergens", allergens},
-          {"budget_usd", p.budget_usd},
-          {"cook_time_min", p.cook_time_min},
-          {"sodium_limit_mg", p.sodium_limit_mg},
-          {"protein_g_per_kg", p.protein_g_per_kg},
-          {"utc_offset_min", 0}};
+  return forkcast::service::profile_json(doc);
 }
 
 std::optional<forkcast::db::Decision> stored_decision(forkcast::db::Database& db, const std::string& event_id) {
@@ -90,7 +72,7 @@ TEST(ServedPolicy, EvaluationAndTheServiceRouteMakeTheSameDecisions) {
   int users = 0, decisions = 0, explored = 0;
   for (std::uint64_t seed = 11; users < 3; ++seed) {
     sim.reset(seed);
-    auto created = st::call_json(app, verb::post, "/v1/users", profile_json(sim.user().profile));
+    auto created = st::call_json(app, verb::post, "/v1/users", profile_body_of(sim.user().profile));
     if (created.status != 201) continue;  // a sampled profile outside the API's ranges
     ++users;
     const std::string user_id = created.body["id"], token = created.body["token"];

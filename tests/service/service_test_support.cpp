@@ -105,6 +105,16 @@ Reply call_json(Application& app, http::verb method, const std::string& target, 
   return call(app, method, target, body.dump(), token);
 }
 
+std::string at_utc(int days_ahead, int hour, int minute) {
+  using namespace std::chrono;
+  const auto day = floor<days>(system_clock::now()) + days{days_ahead};
+  const year_month_day ymd{day};
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%04d-%02u-%02uT%02d:%02d:00Z", static_cast<int>(ymd.year()),
+                static_cast<unsigned>(ymd.month()), static_cast<unsigned>(ymd.day()), hour, minute);
+  return buf;
+}
+
 json profile_body() {
   return {{"sex", "female"}, {"age", 34}, {"height_cm", 168}, {"weight_kg", 64}, {"activity", "moderate"},
           {"goal", "maintain"}, {"diet", "none"}, {"allergens", json::array()}, {"utc_offset_min", 0}};

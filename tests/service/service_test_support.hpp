@@ -47,6 +47,9 @@ Reply call(Application& app, http::verb method, const std::string& target, const
 Reply call_json(Application& app, http::verb method, const std::string& target, const nlohmann::json& body,
                 const std::string& token = {});
 
+// "YYYY-MM-DDTHH:MM:00Z" on the UTC day `days_ahead` after today.
+std::string at_utc(int days_ahead, int hour, int minute);
+
 // A valid profile body for POST /v1/users.
 nlohmann::json profile_body();
 
