@@ -9,6 +9,7 @@
 #include <regex>
 
 #include "forkcast/agent/mealsim_discretizer.hpp"
+#include "shipped_world.hpp"
 
 namespace fp = forkcast::policy;
 namespace fev = forkcast::evaluation;
@@ -18,15 +19,8 @@ using nlohmann::json;
 
 namespace {
 
-struct World {
-  fe::Catalog catalog = fe::Catalog::load(FORKCAST_SOURCE_DIR "/data");
-  fe::Population population = fe::Population::load(FORKCAST_SOURCE_DIR "/data/population.yaml");
-};
-
-const World& world() {
-  static const World w;
-  return w;
-}
+const fe::Catalog& catalog() { return forkcast::test::shipped_catalog(); }
+const fe::Population& population() { return forkcast::test::shipped_population(); }
 
 fs::path fresh_dir(const std::string& name) {
   const auto dir = fs::temp_directory_path() / "forkcast_report_test" / name;
@@ -38,13 +32,13 @@ fs::path fresh_dir(const std::string& name) {
 // A tabular checkpoint in a run folder with a metrics.jsonl, as `forkcast train` leaves it.
 fs::path make_run(const fs::path& run_dir, bool torn_last_line) {
   const int states = forkcast::agent::MealSimDiscretizer::kNumStates;
-  const int actions = static_cast<int>(world().catalog.size());
+  const int actions = static_cast<int>(catalog().size());
   std::vector<double> q(static_cast<std::size_t>(states) * static_cast<std::size_t>(actions), 0.0);
   fp::Checkpoint c;
   c.tensors.push_back(fp::Tensor::from_span<double>("q_table", {states, actions}, q));
   c.metadata = {{"format", "forkcast.tabular.v1"},
                 {"env", "mealsim"},
-                {"env_spec", "MealSim catalog " + world().catalog.content_hash()},
+                {"env_spec", "MealSim catalog " + catalog().content_hash()},
                 {"episode", "500"},
                 {"seed", "4"},
                 {"config", R"({"learning_rate":0.02,"gamma":0.8,"episodes":500})"},
@@ -70,8 +64,8 @@ struct Fixture {
 Fixture build(bool with_ope) {
   Fixture f;
   fev::PolicyLoadContext lc;
-  lc.catalog = &world().catalog;
-  lc.population = &world().population;
+  lc.catalog = &catalog();
+  lc.population = &population();
   lc.popularity_users = 200;
   const auto run = fresh_dir(with_ope ? "run_ope" : "run");
   const auto checkpoint = make_run(run, true);
@@ -86,27 +80,27 @@ Fixture build(bool with_ope) {
   fev::EvaluationOptions o;
   o.users = 40;
   o.bootstrap_resamples = 200;
-  f.result = fev::evaluate_policies(raw, names, world().catalog, world().population, {}, o);
+  f.result = fev::evaluate_policies(raw, names, catalog(), population(), {}, o);
   f.context.generated_at = "2025-01-01T00:00:00Z";
   f.context.forkcast_version = "test";
   f.context.command = "forkcast evaluate --policy random <&> 'quoted'";
   f.context.data_dir = FORKCAST_SOURCE_DIR "/data";
-  f.context.catalog_sha256 = world().catalog.content_hash();
-  f.context.catalog_meals = world().catalog.size();
+  f.context.catalog_sha256 = catalog().content_hash();
+  f.context.catalog_meals = catalog().size();
   f.context.population_sha256 = std::string(64, 'b');
-  for (const auto& a : world().population.archetypes()) f.context.archetype_names.push_back(a.name);
+  for (const auto& a : population().archetypes()) f.context.archetype_names.push_back(a.name);
   if (with_ope) {
     fev::SyntheticLogOptions lo;
     lo.users = 30;
     fev::DecisionLog log;
     log.source = "synthetic.jsonl";
-    log.decisions = fev::generate_synthetic_log(world().catalog, world().population, {}, lo);
+    log.decisions = fev::generate_synthetic_log(catalog(), population(), {}, lo);
     fev::OpeSection s;
     s.log_file = "synthetic.jsonl";
     s.log_sha256 = std::string(64, 'c');
     s.decisions = static_cast<std::int64_t>(log.decisions.size());
     s.options.bootstrap_resamples = 100;
-    s.model = fev::fit_direct_method(log, world().catalog, s.options);
+    s.model = fev::fit_direct_method(log, catalog(), s.options);
     for (auto& p : f.policies) {
       if (!p.ope_target) {
         s.unavailable.emplace_back(p.label, p.ope_unavailable);
@@ -152,7 +146,7 @@ TEST(ReportJson, HasTheDocumentedSchema) {
     EXPECT_TRUE(r.contains(key)) << key;
   }
   EXPECT_EQ(r.at("reference_policy"), "random");
-  EXPECT_EQ(r.at("environment").at("catalog_sha256"), world().catalog.content_hash());
+  EXPECT_EQ(r.at("environment").at("catalog_sha256"), catalog().content_hash());
   EXPECT_EQ(r.at("environment").at("mealsim_config").at("reward_nutrition"), 3.0);
   ASSERT_EQ(r.at("policies").size(), 4U);
   for (const auto& p : r.at("policies")) {
@@ -246,7 +240,7 @@ TEST(ModelCard, DescribesTheCheckpointAndRefusesOtherPolicies) {
   const std::string label = r.at("policies")[3].at("label");
   const auto card = fev::render_model_card(r, label);
   for (const char* s : {"# Model card", "forkcast.tabular.v1", "deadbeef", "learning_rate", "## Known limits",
-                        "## Intended use", world().catalog.content_hash().c_str(), "greedy evaluation at the end of training"}) {
+                        "## Intended use", catalog().content_hash().c_str(), "greedy evaluation at the end of training"}) {
     EXPECT_NE(card.find(s), std::string::npos) << s;
   }
   EXPECT_THROW(fev::render_model_card(r, "random"), std::invalid_argument);
