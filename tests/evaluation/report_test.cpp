@@ -134,6 +134,33 @@ int count(const std::string& text, const std::string& what) {
   return n;
 }
 
+// The cells of the first Markdown table row for `label` after the heading `section`.
+std::vector<std::string> markdown_row(const std::string& md, const std::string& section, const std::string& label) {
+  const auto start = md.find("\n| " + label + " | ", md.find(section));
+  if (start == std::string::npos) return {};
+  const std::string line = md.substr(start + 1, md.find('\n', start + 1) - start - 1);
+  std::vector<std::string> cells;
+  for (std::size_t at = 2; at < line.size();) {
+    const auto end = line.find(" | ", at);
+    cells.push_back(line.substr(at, (end == std::string::npos ? line.size() - 2 : end) - at));
+    if (end == std::string::npos) break;
+    at = end + 3;
+  }
+  return cells;
+}
+
+// The <td> texts of the summary table's row starting with `head`.
+std::vector<std::string> html_row(const std::string& html, const std::string& head) {
+  const auto row = html.find(head, html.find("id=\"summary-table\""));
+  if (row == std::string::npos) return {};
+  const auto row_end = html.find("</tr>", row);
+  std::vector<std::string> cells;
+  for (auto td = html.find("<td>", row); td < row_end; td = html.find("<td>", td + 1)) {
+    cells.push_back(html.substr(td + 4, html.find("</td>", td) - td - 4));
+  }
+  return cells;
+}
+
 }  // namespace
 
 TEST(ReportJson, HasTheDocumentedSchema) {
@@ -177,11 +204,49 @@ TEST(ReportJson, HasTheDocumentedSchema) {
 TEST(ReportJson, NonFiniteNumbersBecomeNull) {
   fev::EvaluationResult result = plain().result;
   result.policies[0].metrics["weekly_return"].lo = std::numeric_limits<double>::quiet_NaN();
+  result.policies[0].metrics["acceptance_rate"].value = std::numeric_limits<double>::quiet_NaN();
+  result.policies[0].metrics["churn_rate"].value = std::numeric_limits<double>::infinity();
   const auto r = fev::build_report_json(plain().context, plain().policies, result, nullptr);
-  EXPECT_TRUE(r.at("policies")[0].at("metrics").at("weekly_return").at("ci")[0].is_null());
-  EXPECT_NO_THROW((void)r.dump());
-  EXPECT_NO_THROW((void)fev::render_report_html(r));
-  EXPECT_NO_THROW((void)fev::render_report_markdown(r));
+  const auto& mine = r.at("policies")[0].at("metrics");
+  const auto& other = r.at("policies")[1].at("metrics");
+  EXPECT_TRUE(mine.at("weekly_return").at("ci")[0].is_null());
+  EXPECT_TRUE(mine.at("acceptance_rate").at("value").is_null());
+  EXPECT_TRUE(mine.at("churn_rate").at("value").is_null());
+  // Their finite neighbours stay numbers.
+  EXPECT_TRUE(mine.at("weekly_return").at("value").is_number());
+  EXPECT_TRUE(mine.at("weekly_return").at("ci")[1].is_number());
+  EXPECT_TRUE(mine.at("acceptance_rate").at("ci")[0].is_number());
+  EXPECT_TRUE(other.at("acceptance_rate").at("value").is_number());
+  // Null in the text too, so that the file parses back to the same document.
+  EXPECT_EQ(json::parse(r.dump()), r);
+
+  // Markdown: the summary row of the policy shows the report's placeholder for a missing
+  // number ("—") where the value is missing, and the value without its half-missing interval.
+  const std::string label = r.at("policies")[0].at("label");
+  const auto md = fev::render_report_markdown(r);
+  const auto cells = markdown_row(md, "## Summary", label);
+  ASSERT_EQ(cells.size(), 12U) << md.substr(0, 2000);
+  EXPECT_EQ(cells[3], "—");   // acceptance
+  EXPECT_EQ(cells[10], "—");  // churn
+  EXPECT_EQ(cells[1].find('['), std::string::npos) << cells[1];
+  EXPECT_NEAR(std::stod(cells[1]), mine.at("weekly_return").at("value").get<double>(), 0.005) << cells[1];
+  const auto neighbour = markdown_row(md, "## Summary", r.at("policies")[1].at("label"));
+  ASSERT_EQ(neighbour.size(), 12U);
+  EXPECT_NEAR(std::stod(neighbour[3]), 100.0 * other.at("acceptance_rate").at("value").get<double>(), 0.05) << neighbour[3];
+  EXPECT_NE(neighbour[1].find(" ["), std::string::npos) << neighbour[1];
+
+  // HTML: the summary table's first column is this policy.
+  const auto html = fev::render_report_html(r);
+  const auto acceptance = html_row(html, "<tr><th>Acceptance ");
+  ASSERT_EQ(acceptance.size(), r.at("policies").size());
+  EXPECT_EQ(acceptance[0], "—");
+  EXPECT_NEAR(std::stod(acceptance[1]), 100.0 * other.at("acceptance_rate").at("value").get<double>(), 0.05) << acceptance[1];
+  EXPECT_EQ(html_row(html, "<tr><th>Churn ")[0], "—");
+  const auto weekly = html_row(html, "<tr><th>Weekly return");
+  ASSERT_EQ(weekly.size(), r.at("policies").size());
+  EXPECT_EQ(weekly[0].find('['), std::string::npos) << weekly[0];
+  EXPECT_NEAR(std::stod(weekly[0]), mine.at("weekly_return").at("value").get<double>(), 0.005) << weekly[0];
+  EXPECT_NE(weekly[1].find(" ["), std::string::npos) << weekly[1];
 }
 
 TEST(ReportHtml, IsSelfContainedAndHasEveryChart) {
