@@ -149,6 +149,13 @@ TestInstance& shared_instance() {
   return *slot;
 }
 
+std::unique_ptr<Database> open_database(const std::string& url, int pool_size) {
+  DatabaseOptions options;
+  options.url = url;
+  options.pool_size = pool_size;
+  return std::make_unique<Database>(options);
+}
+
 PoolOptions pool_options(const std::string& url, int size, int checkout_timeout_ms) {
   PoolOptions options;
   options.url = url;

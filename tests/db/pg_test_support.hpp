@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "forkcast/db/database.hpp"
 #include "forkcast/db/instance.hpp"
 #include "forkcast/db/pool.hpp"
 
@@ -41,6 +42,10 @@ class TestInstance {
 // The instance shared by the tests of this process, started on first use and stopped when
 // the test program ends.
 TestInstance& shared_instance();
+
+// A Database (pool, repositories, migrated schema) on the server at `url`, e.g.
+// shared_instance().url().
+std::unique_ptr<Database> open_database(const std::string& url, int pool_size = 4);
 
 // Pool options for `url` with every repository statement.
 PoolOptions pool_options(const std::string& url, int size = 4, int checkout_timeout_ms = 2'000);

@@ -7,21 +7,15 @@
 #include <numeric>
 
 #include "forkcast/env/baselines.hpp"
+#include "shipped_world.hpp"
 
 namespace fe = forkcast::env;
 namespace fev = forkcast::evaluation;
 
 namespace {
 
-struct World {
-  fe::Catalog catalog = fe::Catalog::load(FORKCAST_SOURCE_DIR "/data");
-  fe::Population population = fe::Population::load(FORKCAST_SOURCE_DIR "/data/population.yaml");
-};
-
-const World& world() {
-  static const World w;  // loading the catalog once keeps the suite fast
-  return w;
-}
+const fe::Catalog& catalog() { return forkcast::test::shipped_catalog(); }
+const fe::Population& population() { return forkcast::test::shipped_population(); }
 
 fev::EvaluationOptions small(int users, int seeds = 1) {
   fev::EvaluationOptions o;
@@ -34,7 +28,7 @@ fev::EvaluationOptions small(int users, int seeds = 1) {
 fev::EvaluationResult evaluate(std::vector<fe::MealPolicy*> policies, const fev::EvaluationOptions& o) {
   std::vector<std::string> names;
   for (std::size_t i = 0; i < policies.size(); ++i) names.push_back(std::string(policies[i]->name()) + std::to_string(i));
-  return fev::evaluate_policies(policies, names, world().catalog, world().population, {}, o);
+  return fev::evaluate_policies(policies, names, catalog(), population(), {}, o);
 }
 
 // Breaks the mask on purpose, in rotation: outside the catalog, another slot's safe meal,
@@ -86,7 +80,7 @@ TEST(Evaluation, OneSeedPerUserReproducesRunEpisode) {
   auto o = small(25);
   o.base_seed = 1234;
   const auto r = evaluate({&oracle}, o);
-  fe::MealSim sim(world().catalog, world().population);
+  fe::MealSim sim(catalog(), population());
   std::mt19937_64 rng(1);
   double sum = 0;
   for (int u = 0; u < o.users; ++u) sum += fe::run_episode(sim, oracle, 1234 + static_cast<std::uint64_t>(u), rng).total_reward;
@@ -152,7 +146,7 @@ TEST(Evaluation, MaskViolationsAreCountedAndTheWeekGoesOn) {
 }
 
 TEST(Evaluation, MetricsAreConsistentWithTheirDefinitions) {
-  fe::PopularityPolicy popularity(fe::estimate_popularity(world().catalog, world().population, {}, 300, 77));
+  fe::PopularityPolicy popularity(fe::estimate_popularity(catalog(), population(), {}, 300, 77));
   fe::RandomPolicy random;
   const auto r = evaluate({&random, &popularity}, small(60));
   for (const auto& p : r.policies) {
@@ -189,7 +183,7 @@ TEST(Evaluation, BadOptionsAreRefusedByName) {
   EXPECT_THROW(evaluate({&a}, o), std::invalid_argument);
   std::vector<fe::MealPolicy*> one = {&a};
   std::vector<std::string> two = {"a", "b"};
-  EXPECT_THROW(fev::evaluate_policies(one, two, world().catalog, world().population, {}, small(5)), std::invalid_argument);
+  EXPECT_THROW(fev::evaluate_policies(one, two, catalog(), population(), {}, small(5)), std::invalid_argument);
 }
 
 TEST(EvaluationStatistics, QuantileIsNumpyLinear) {

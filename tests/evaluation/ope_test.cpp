@@ -9,21 +9,16 @@
 #include <filesystem>
 #include <fstream>
 
+#include "shipped_world.hpp"
+
 namespace fev = forkcast::evaluation;
 namespace fe = forkcast::env;
 namespace fs = std::filesystem;
 
 namespace {
 
-struct World {
-  fe::Catalog catalog = fe::Catalog::load(FORKCAST_SOURCE_DIR "/data");
-  fe::Population population = fe::Population::load(FORKCAST_SOURCE_DIR "/data/population.yaml");
-};
-
-const World& world() {
-  static const World w;
-  return w;
-}
+const fe::Catalog& catalog() { return forkcast::test::shipped_catalog(); }
+const fe::Population& population() { return forkcast::test::shipped_population(); }
 
 fs::path temp_file(const std::string& name, const std::string& text) {
   const auto dir = fs::temp_directory_path() / "forkcast_ope_test";
@@ -33,7 +28,7 @@ fs::path temp_file(const std::string& name, const std::string& text) {
   return path;
 }
 
-std::string meal_id(std::size_t i) { return world().catalog.meals()[i].id; }
+std::string meal_id(std::size_t i) { return catalog().meals()[i].id; }
 
 // A hand-written two-candidate decision line.
 std::string decision(const std::string& event, double p0, double p1, const std::string& chosen = "",
@@ -51,7 +46,7 @@ std::string feedback(const std::string& event, double reward, const std::string&
 fev::OpeInputError read_error(const std::string& name, const std::string& text) {
   const auto path = temp_file(name, text);
   try {
-    fev::read_decision_log(path, world().catalog);
+    fev::read_decision_log(path, catalog());
   } catch (const fev::OpeInputError& e) {
     EXPECT_NE(std::string(e.what()).find(path.string()), std::string::npos) << e.what();
     return e;
@@ -81,12 +76,12 @@ fev::DecisionLog as_log(std::vector<fev::LoggedDecision> decisions) {
 TEST(DecisionLog, SyntheticLogRoundTripsThroughTheExport) {
   auto o = logging(3, 10);
   o.candidate_features = true;
-  const auto decisions = fev::generate_synthetic_log(world().catalog, world().population, {}, o);
+  const auto decisions = fev::generate_synthetic_log(catalog(), population(), {}, o);
   ASSERT_GE(decisions.size(), 3U * 4U);
   const auto path = fs::temp_directory_path() / "forkcast_ope_test" / "roundtrip.jsonl";
   fs::create_directories(path.parent_path());
-  fev::write_decision_log(path, decisions, world().catalog);
-  const auto log = fev::read_decision_log(path, world().catalog);
+  fev::write_decision_log(path, decisions, catalog());
+  const auto log = fev::read_decision_log(path, catalog());
   ASSERT_EQ(log.decisions.size(), decisions.size());
   EXPECT_EQ(log.decisions_without_feedback, 0);
   for (std::size_t i = 0; i < decisions.size(); ++i) {
@@ -153,7 +148,7 @@ TEST(DecisionLog, RetriesCollapseAndUnmatchedRecordsAreCounted) {
   const auto path = temp_file("counts.jsonl", decision("e1", 0.5, 0.5) + "\n" + decision("e2", 0.5, 0.5) + "\n" +
                                                   feedback("e1", 1.0, "k1") + "\n" + feedback("e1", 1.0, "k1") + "\n" +
                                                   feedback("e9", 1.0) + "\n");
-  const auto log = fev::read_decision_log(path, world().catalog);
+  const auto log = fev::read_decision_log(path, catalog());
   EXPECT_EQ(log.decisions.size(), 1U);
   EXPECT_EQ(log.decisions_without_feedback, 1);
   EXPECT_EQ(log.orphan_feedback, 1);
@@ -162,10 +157,10 @@ TEST(DecisionLog, RetriesCollapseAndUnmatchedRecordsAreCounted) {
 }
 
 TEST(OffPolicy, TheLoggingPolicyAsTargetHasUnitWeights) {
-  const auto log = as_log(fev::generate_synthetic_log(world().catalog, world().population, {}, logging(60, 3)));
+  const auto log = as_log(fev::generate_synthetic_log(catalog(), population(), {}, logging(60, 3)));
   fev::OpeOptions o;
   o.bootstrap_resamples = 200;
-  const auto model = fev::fit_direct_method(log, world().catalog, o);
+  const auto model = fev::fit_direct_method(log, catalog(), o);
   fev::LoggedScoreTarget same("same", 0.5, 0.1);
   const auto r = fev::evaluate_off_policy(log, model, same, o);
   EXPECT_NEAR(r.ips.value, r.logged.value, 1e-9);
@@ -180,7 +175,7 @@ TEST(OffPolicy, TheLoggingPolicyAsTargetHasUnitWeights) {
 }
 
 TEST(OffPolicy, DoublyRobustWithAZeroModelIsIps) {
-  const auto log = as_log(fev::generate_synthetic_log(world().catalog, world().population, {}, logging(20, 5)));
+  const auto log = as_log(fev::generate_synthetic_log(catalog(), population(), {}, logging(20, 5)));
   fev::DirectMethodModel zero;
   for (const auto& d : log.decisions) zero.predictions.emplace_back(d.candidates.size(), 0.0);
   fev::LoggedScoreTarget greedy("greedy", 0.0, 0.0);
@@ -194,13 +189,13 @@ TEST(OffPolicy, DoublyRobustWithAZeroModelIsIps) {
 }
 
 TEST(OffPolicy, DirectMethodIsCrossFittedAndExplainsReward) {
-  const auto log = as_log(fev::generate_synthetic_log(world().catalog, world().population, {}, logging(150, 9)));
-  const auto model = fev::fit_direct_method(log, world().catalog, {});
+  const auto log = as_log(fev::generate_synthetic_log(catalog(), population(), {}, logging(150, 9)));
+  const auto model = fev::fit_direct_method(log, catalog(), {});
   EXPECT_TRUE(model.notes.empty());  // both folds big enough
   ASSERT_EQ(model.predictions.size(), log.decisions.size());
   EXPECT_GT(model.train_r2, 0.2);  // out of fold; the logged scores carry most of it
-  const auto tiny = as_log(fev::generate_synthetic_log(world().catalog, world().population, {}, logging(2, 9)));
-  EXPECT_FALSE(fev::fit_direct_method(tiny, world().catalog, {}).notes.empty());
+  const auto tiny = as_log(fev::generate_synthetic_log(catalog(), population(), {}, logging(2, 9)));
+  EXPECT_FALSE(fev::fit_direct_method(tiny, catalog(), {}).notes.empty());
 }
 
 // 40 decisions of 8 users between meals 0 and 1, meal 0 chosen with reward 1; decision i
@@ -303,8 +298,8 @@ TEST(OffPolicy, TargetsGiveDistributionsOverTheCandidates) {
 }
 
 TEST(OffPolicy, SyntheticLogsAreDeterministicAndValid) {
-  const auto a = fev::generate_synthetic_log(world().catalog, world().population, {}, logging(4, 77));
-  const auto b = fev::generate_synthetic_log(world().catalog, world().population, {}, logging(4, 77));
+  const auto a = fev::generate_synthetic_log(catalog(), population(), {}, logging(4, 77));
+  const auto b = fev::generate_synthetic_log(catalog(), population(), {}, logging(4, 77));
   ASSERT_EQ(a.size(), b.size());
   for (std::size_t i = 0; i < a.size(); ++i) {
     EXPECT_EQ(a[i].chosen, b[i].chosen);
@@ -313,5 +308,5 @@ TEST(OffPolicy, SyntheticLogsAreDeterministicAndValid) {
   }
   auto bad = logging(4, 77);
   bad.temperature = 0;
-  EXPECT_THROW(fev::generate_synthetic_log(world().catalog, world().population, {}, bad), std::invalid_argument);
+  EXPECT_THROW(fev::generate_synthetic_log(catalog(), population(), {}, bad), std::invalid_argument);
 }

@@ -13,6 +13,7 @@
 #include "forkcast/env/mealsim.hpp"
 #include "forkcast/evaluation/served_policy.hpp"
 #include "forkcast/policy/checkpoint.hpp"
+#include "shipped_world.hpp"
 
 namespace fp = forkcast::policy;
 namespace fev = forkcast::evaluation;
@@ -21,21 +22,15 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct World {
-  fe::Catalog catalog = fe::Catalog::load(FORKCAST_SOURCE_DIR "/data");
-  fe::Population population = fe::Population::load(FORKCAST_SOURCE_DIR "/data/population.yaml");
-  fev::PolicyLoadContext context() const {
-    fev::PolicyLoadContext c;
-    c.catalog = &catalog;
-    c.population = &population;
-    c.popularity_users = 200;
-    return c;
-  }
-};
+const fe::Catalog& catalog() { return forkcast::test::shipped_catalog(); }
+const fe::Population& population() { return forkcast::test::shipped_population(); }
 
-const World& world() {
-  static const World w;
-  return w;
+fev::PolicyLoadContext load_context() {
+  fev::PolicyLoadContext c;
+  c.catalog = &catalog();
+  c.population = &population();
+  c.popularity_users = 200;
+  return c;
 }
 
 fs::path temp_dir() {
@@ -47,7 +42,7 @@ fs::path temp_dir() {
 // A tabular MealSim checkpoint whose greedy choice is the allowed meal of highest index.
 fp::Checkpoint tabular_checkpoint(const std::string& env_spec) {
   const int states = forkcast::agent::MealSimDiscretizer::kNumStates;
-  const int actions = static_cast<int>(world().catalog.size());
+  const int actions = static_cast<int>(catalog().size());
   std::vector<double> q(static_cast<std::size_t>(states) * static_cast<std::size_t>(actions));
   for (std::size_t i = 0; i < q.size(); ++i) q[i] = static_cast<double>(i % static_cast<std::size_t>(actions));
   fp::Checkpoint c;
@@ -63,7 +58,7 @@ fp::Checkpoint tabular_checkpoint(const std::string& env_spec) {
   return c;
 }
 
-std::string good_spec() { return "MealSim catalog " + world().catalog.content_hash(); }
+std::string good_spec() { return "MealSim catalog " + catalog().content_hash(); }
 
 fs::path save(const std::string& name, const fp::Checkpoint& c) {
   const auto path = temp_dir() / name;
@@ -74,7 +69,7 @@ fs::path save(const std::string& name, const fp::Checkpoint& c) {
 template <class E>
 std::string error_of(const std::string& spec) {
   try {
-    fev::load_meal_policy(spec, world().context());
+    fev::load_meal_policy(spec, load_context());
   } catch (const E& e) {
     return e.what();
   }
@@ -85,7 +80,7 @@ std::string error_of(const std::string& spec) {
 
 TEST(PolicyLoader, BuiltInsLoadAndSayWhetherLogsCanEvaluateThem) {
   for (const auto& name : fev::builtin_policy_names()) {
-    const auto p = fev::load_meal_policy(name, world().context());
+    const auto p = fev::load_meal_policy(name, load_context());
     EXPECT_EQ(p.label, name);
     EXPECT_EQ(p.kind, "built-in");
     ASSERT_TRUE(p.policy);
@@ -98,18 +93,18 @@ TEST(PolicyLoader, BuiltInsLoadAndSayWhetherLogsCanEvaluateThem) {
       EXPECT_TRUE(p.ope_target) << name;
     }
   }
-  EXPECT_FALSE(fev::load_meal_policy("belief-planner", world().context()).reads_hidden_state);
-  EXPECT_NE(fev::load_meal_policy("belief-planner:32", world().context()).description.find("(32 simulated users"),
+  EXPECT_FALSE(fev::load_meal_policy("belief-planner", load_context()).reads_hidden_state);
+  EXPECT_NE(fev::load_meal_policy("belief-planner:32", load_context()).description.find("(32 simulated users"),
             std::string::npos);
   for (const char* bad : {"belief-planner:0", "belief-planner:", "belief-myopic:12x", "belief-planner:99999"}) {
     try {
-      fev::load_meal_policy(bad, world().context());
+      fev::load_meal_policy(bad, load_context());
       ADD_FAILURE() << bad << " was accepted";
     } catch (const std::invalid_argument& e) {
       EXPECT_NE(std::string(e.what()).find("N particles in 1..4096"), std::string::npos) << e.what();
     }
   }
-  EXPECT_TRUE(fev::load_meal_policy("myopic-oracle", world().context()).reads_hidden_state);
+  EXPECT_TRUE(fev::load_meal_policy("myopic-oracle", load_context()).reads_hidden_state);
 }
 
 TEST(PolicyLoader, UnknownNameListsTheBuiltIns) {
@@ -145,7 +140,7 @@ TEST(PolicyLoader, CatalogMismatchNamesTheFileAndBothHashes) {
   const auto msg = error_of<fp::CheckpointError>(path.string());
   EXPECT_NE(msg.find(path.string()), std::string::npos) << msg;
   EXPECT_NE(msg.find(other), std::string::npos) << msg;
-  EXPECT_NE(msg.find(world().catalog.content_hash()), std::string::npos) << msg;
+  EXPECT_NE(msg.find(catalog().content_hash()), std::string::npos) << msg;
 }
 
 TEST(PolicyLoader, OtherEnvironmentAndUnknownFormatAreRefused) {
@@ -178,7 +173,7 @@ TEST(PolicyLoader, WrongTableShapeIsRefused) {
 
 TEST(PolicyLoader, TabularCheckpointActsGreedilyInSimulationAndFromLogs) {
   const auto path = save("tabular.safetensors", tabular_checkpoint(good_spec()));
-  auto p = fev::load_meal_policy(path.string(), world().context());
+  auto p = fev::load_meal_policy(path.string(), load_context());
   EXPECT_EQ(p.kind, "checkpoint");
   ASSERT_TRUE(p.checkpoint);
   EXPECT_EQ(p.checkpoint->format, "forkcast.tabular.v1");
@@ -187,7 +182,7 @@ TEST(PolicyLoader, TabularCheckpointActsGreedilyInSimulationAndFromLogs) {
   EXPECT_EQ(p.checkpoint->metadata.at("git_revision"), "abc");
   ASSERT_TRUE(p.ope_target);
 
-  fe::MealSim sim(world().catalog, world().population);
+  fe::MealSim sim(catalog(), population());
   sim.reset(42);
   std::mt19937_64 rng(0);
   const auto action = p.policy->act(sim, rng);
@@ -222,7 +217,7 @@ TEST(PolicyLoader, NewFormatsRegisterInOnePlace) {
   auto c = tabular_checkpoint(good_spec());
   c.metadata["format"] = "forkcast.test.v1";
   const auto path = save("test_format.safetensors", c);
-  const auto p = fev::load_meal_policy(path.string(), world().context(), formats);
+  const auto p = fev::load_meal_policy(path.string(), load_context(), formats);
   EXPECT_TRUE(called);
   EXPECT_EQ(p.label, "test-agent");
   EXPECT_EQ(p.kind, "checkpoint");
@@ -231,14 +226,14 @@ TEST(PolicyLoader, NewFormatsRegisterInOnePlace) {
   called = false;
   c.metadata["env_spec"] = "MealSim catalog 0000";
   const auto bad = save("test_format_bad.safetensors", c);
-  EXPECT_THROW(fev::load_meal_policy(bad.string(), world().context(), formats), fp::CheckpointError);
+  EXPECT_THROW(fev::load_meal_policy(bad.string(), load_context(), formats), fp::CheckpointError);
   EXPECT_FALSE(called);
 }
 
 TEST(PolicyLoader, LabelsAreMadeUnique) {
   std::vector<fev::LoadedPolicy> ps;
-  for (int i = 0; i < 3; ++i) ps.push_back(fev::load_meal_policy("random", world().context()));
-  ps.push_back(fev::load_meal_policy("myopic-oracle", world().context()));
+  for (int i = 0; i < 3; ++i) ps.push_back(fev::load_meal_policy("random", load_context()));
+  ps.push_back(fev::load_meal_policy("myopic-oracle", load_context()));
   fev::make_labels_unique(ps);
   EXPECT_EQ(ps[0].label, "random");
   EXPECT_EQ(ps[1].label, "random#2");
@@ -249,7 +244,7 @@ TEST(PolicyLoader, LabelsAreMadeUnique) {
 TEST(PolicyLoader, ServedLoadsTheModelAsTheServiceDoesAndExploresByItsSchedule) {
   const std::string model = FORKCAST_SOURCE_DIR "/models/policies/mealsim-dqn-default.safetensors";
   if (!fs::exists(model)) GTEST_SKIP() << "the bundled model is not in this checkout";
-  auto context = world().context();
+  auto context = load_context();
   context.exploration.serving_epsilon_max = 1.0;  // every suggestion uniform among the allowed
   context.exploration.serving_epsilon_min = 1.0;
   auto p = fev::load_meal_policy("served:" + model, context);
@@ -261,7 +256,7 @@ TEST(PolicyLoader, ServedLoadsTheModelAsTheServiceDoesAndExploresByItsSchedule) 
   EXPECT_NE(dynamic_cast<fev::ServedMealPolicy*>(p.policy.get()), nullptr);
 
   // With epsilon 1 the draw, not the score, picks: other seeds give other allowed meals.
-  fe::MealSim sim(world().catalog, world().population);
+  fe::MealSim sim(catalog(), population());
   sim.reset(42);
   std::set<fe::Action> picked;
   for (std::uint64_t s = 0; s < 32; ++s) {

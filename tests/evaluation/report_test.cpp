@@ -9,6 +9,7 @@
 #include <regex>
 
 #include "forkcast/agent/mealsim_discretizer.hpp"
+#include "shipped_world.hpp"
 
 namespace fp = forkcast::policy;
 namespace fev = forkcast::evaluation;
@@ -18,15 +19,8 @@ using nlohmann::json;
 
 namespace {
 
-struct World {
-  fe::Catalog catalog = fe::Catalog::load(FORKCAST_SOURCE_DIR "/data");
-  fe::Population population = fe::Population::load(FORKCAST_SOURCE_DIR "/data/population.yaml");
-};
-
-const World& world() {
-  static const World w;
-  return w;
-}
+const fe::Catalog& catalog() { return forkcast::test::shipped_catalog(); }
+const fe::Population& population() { return forkcast::test::shipped_population(); }
 
 fs::path fresh_dir(const std::string& name) {
   const auto dir = fs::temp_directory_path() / "forkcast_report_test" / name;
@@ -38,13 +32,13 @@ fs::path fresh_dir(const std::string& name) {
 // A tabular checkpoint in a run folder with a metrics.jsonl, as `forkcast train` leaves it.
 fs::path make_run(const fs::path& run_dir, bool torn_last_line) {
   const int states = forkcast::agent::MealSimDiscretizer::kNumStates;
-  const int actions = static_cast<int>(world().catalog.size());
+  const int actions = static_cast<int>(catalog().size());
   std::vector<double> q(static_cast<std::size_t>(states) * static_cast<std::size_t>(actions), 0.0);
   fp::Checkpoint c;
   c.tensors.push_back(fp::Tensor::from_span<double>("q_table", {states, actions}, q));
   c.metadata = {{"format", "forkcast.tabular.v1"},
                 {"env", "mealsim"},
-                {"env_spec", "MealSim catalog " + world().catalog.content_hash()},
+                {"env_spec", "MealSim catalog " + catalog().content_hash()},
                 {"episode", "500"},
                 {"seed", "4"},
                 {"config", R"({"learning_rate":0.02,"gamma":0.8,"episodes":500})"},
@@ -70,8 +64,8 @@ struct Fixture {
 Fixture build(bool with_ope) {
   Fixture f;
   fev::PolicyLoadContext lc;
-  lc.catalog = &world().catalog;
-  lc.population = &world().population;
+  lc.catalog = &catalog();
+  lc.population = &population();
   lc.popularity_users = 200;
   const auto run = fresh_dir(with_ope ? "run_ope" : "run");
   const auto checkpoint = make_run(run, true);
@@ -86,27 +80,27 @@ Fixture build(bool with_ope) {
   fev::EvaluationOptions o;
   o.users = 40;
   o.bootstrap_resamples = 200;
-  f.result = fev::evaluate_policies(raw, names, world().catalog, world().population, {}, o);
+  f.result = fev::evaluate_policies(raw, names, catalog(), population(), {}, o);
   f.context.generated_at = "2025-01-01T00:00:00Z";
   f.context.forkcast_version = "test";
   f.context.command = "forkcast evaluate --policy random <&> 'quoted'";
   f.context.data_dir = FORKCAST_SOURCE_DIR "/data";
-  f.context.catalog_sha256 = world().catalog.content_hash();
-  f.context.catalog_meals = world().catalog.size();
+  f.context.catalog_sha256 = catalog().content_hash();
+  f.context.catalog_meals = catalog().size();
   f.context.population_sha256 = std::string(64, 'b');
-  for (const auto& a : world().population.archetypes()) f.context.archetype_names.push_back(a.name);
+  for (const auto& a : population().archetypes()) f.context.archetype_names.push_back(a.name);
   if (with_ope) {
     fev::SyntheticLogOptions lo;
     lo.users = 30;
     fev::DecisionLog log;
     log.source = "synthetic.jsonl";
-    log.decisions = fev::generate_synthetic_log(world().catalog, world().population, {}, lo);
+    log.decisions = fev::generate_synthetic_log(catalog(), population(), {}, lo);
     fev::OpeSection s;
     s.log_file = "synthetic.jsonl";
     s.log_sha256 = std::string(64, 'c');
     s.decisions = static_cast<std::int64_t>(log.decisions.size());
     s.options.bootstrap_resamples = 100;
-    s.model = fev::fit_direct_method(log, world().catalog, s.options);
+    s.model = fev::fit_direct_method(log, catalog(), s.options);
     for (auto& p : f.policies) {
       if (!p.ope_target) {
         s.unavailable.emplace_back(p.label, p.ope_unavailable);
@@ -140,6 +134,33 @@ int count(const std::string& text, const std::string& what) {
   return n;
 }
 
+// The cells of the first Markdown table row for `label` after the heading `section`.
+std::vector<std::string> markdown_row(const std::string& md, const std::string& section, const std::string& label) {
+  const auto start = md.find("\n| " + label + " | ", md.find(section));
+  if (start == std::string::npos) return {};
+  const std::string line = md.substr(start + 1, md.find('\n', start + 1) - start - 1);
+  std::vector<std::string> cells;
+  for (std::size_t at = 2; at < line.size();) {
+    const auto end = line.find(" | ", at);
+    cells.push_back(line.substr(at, (end == std::string::npos ? line.size() - 2 : end) - at));
+    if (end == std::string::npos) break;
+    at = end + 3;
+  }
+  return cells;
+}
+
+// The <td> texts of the summary table's row starting with `head`.
+std::vector<std::string> html_row(const std::string& html, const std::string& head) {
+  const auto row = html.find(head, html.find("id=\"summary-table\""));
+  if (row == std::string::npos) return {};
+  const auto row_end = html.find("</tr>", row);
+  std::vector<std::string> cells;
+  for (auto td = html.find("<td>", row); td < row_end; td = html.find("<td>", td + 1)) {
+    cells.push_back(html.substr(td + 4, html.find("</td>", td) - td - 4));
+  }
+  return cells;
+}
+
 }  // namespace
 
 TEST(ReportJson, HasTheDocumentedSchema) {
@@ -152,7 +173,7 @@ TEST(ReportJson, HasTheDocumentedSchema) {
     EXPECT_TRUE(r.contains(key)) << key;
   }
   EXPECT_EQ(r.at("reference_policy"), "random");
-  EXPECT_EQ(r.at("environment").at("catalog_sha256"), world().catalog.content_hash());
+  EXPECT_EQ(r.at("environment").at("catalog_sha256"), catalog().content_hash());
   EXPECT_EQ(r.at("environment").at("mealsim_config").at("reward_nutrition"), 3.0);
   ASSERT_EQ(r.at("policies").size(), 4U);
   for (const auto& p : r.at("policies")) {
@@ -183,11 +204,49 @@ TEST(ReportJson, HasTheDocumentedSchema) {
 TEST(ReportJson, NonFiniteNumbersBecomeNull) {
   fev::EvaluationResult result = plain().result;
   result.policies[0].metrics["weekly_return"].lo = std::numeric_limits<double>::quiet_NaN();
+  result.policies[0].metrics["acceptance_rate"].value = std::numeric_limits<double>::quiet_NaN();
+  result.policies[0].metrics["churn_rate"].value = std::numeric_limits<double>::infinity();
   const auto r = fev::build_report_json(plain().context, plain().policies, result, nullptr);
-  EXPECT_TRUE(r.at("policies")[0].at("metrics").at("weekly_return").at("ci")[0].is_null());
-  EXPECT_NO_THROW((void)r.dump());
-  EXPECT_NO_THROW((void)fev::render_report_html(r));
-  EXPECT_NO_THROW((void)fev::render_report_markdown(r));
+  const auto& mine = r.at("policies")[0].at("metrics");
+  const auto& other = r.at("policies")[1].at("metrics");
+  EXPECT_TRUE(mine.at("weekly_return").at("ci")[0].is_null());
+  EXPECT_TRUE(mine.at("acceptance_rate").at("value").is_null());
+  EXPECT_TRUE(mine.at("churn_rate").at("value").is_null());
+  // Their finite neighbours stay numbers.
+  EXPECT_TRUE(mine.at("weekly_return").at("value").is_number());
+  EXPECT_TRUE(mine.at("weekly_return").at("ci")[1].is_number());
+  EXPECT_TRUE(mine.at("acceptance_rate").at("ci")[0].is_number());
+  EXPECT_TRUE(other.at("acceptance_rate").at("value").is_number());
+  // Null in the text too, so that the file parses back to the same document.
+  EXPECT_EQ(json::parse(r.dump()), r);
+
+  // Markdown: the summary row of the policy shows the report's placeholder for a missing
+  // number ("—") where the value is missing, and the value without its half-missing interval.
+  const std::string label = r.at("policies")[0].at("label");
+  const auto md = fev::render_report_markdown(r);
+  const auto cells = markdown_row(md, "## Summary", label);
+  ASSERT_EQ(cells.size(), 12U) << md.substr(0, 2000);
+  EXPECT_EQ(cells[3], "—");   // acceptance
+  EXPECT_EQ(cells[10], "—");  // churn
+  EXPECT_EQ(cells[1].find('['), std::string::npos) << cells[1];
+  EXPECT_NEAR(std::stod(cells[1]), mine.at("weekly_return").at("value").get<double>(), 0.005) << cells[1];
+  const auto neighbour = markdown_row(md, "## Summary", r.at("policies")[1].at("label"));
+  ASSERT_EQ(neighbour.size(), 12U);
+  EXPECT_NEAR(std::stod(neighbour[3]), 100.0 * other.at("acceptance_rate").at("value").get<double>(), 0.05) << neighbour[3];
+  EXPECT_NE(neighbour[1].find(" ["), std::string::npos) << neighbour[1];
+
+  // HTML: the summary table's first column is this policy.
+  const auto html = fev::render_report_html(r);
+  const auto acceptance = html_row(html, "<tr><th>Acceptance ");
+  ASSERT_EQ(acceptance.size(), r.at("policies").size());
+  EXPECT_EQ(acceptance[0], "—");
+  EXPECT_NEAR(std::stod(acceptance[1]), 100.0 * other.at("acceptance_rate").at("value").get<double>(), 0.05) << acceptance[1];
+  EXPECT_EQ(html_row(html, "<tr><th>Churn ")[0], "—");
+  const auto weekly = html_row(html, "<tr><th>Weekly return");
+  ASSERT_EQ(weekly.size(), r.at("policies").size());
+  EXPECT_EQ(weekly[0].find('['), std::string::npos) << weekly[0];
+  EXPECT_NEAR(std::stod(weekly[0]), mine.at("weekly_return").at("value").get<double>(), 0.005) << weekly[0];
+  EXPECT_NE(weekly[1].find(" ["), std::string::npos) << weekly[1];
 }
 
 TEST(ReportHtml, IsSelfContainedAndHasEveryChart) {
@@ -246,7 +305,7 @@ TEST(ModelCard, DescribesTheCheckpointAndRefusesOtherPolicies) {
   const std::string label = r.at("policies")[3].at("label");
   const auto card = fev::render_model_card(r, label);
   for (const char* s : {"# Model card", "forkcast.tabular.v1", "deadbeef", "learning_rate", "## Known limits",
-                        "## Intended use", world().catalog.content_hash().c_str(), "greedy evaluation at the end of training"}) {
+                        "## Intended use", catalog().content_hash().c_str(), "greedy evaluation at the end of training"}) {
     EXPECT_NE(card.find(s), std::string::npos) << s;
   }
   EXPECT_THROW(fev::render_model_card(r, "random"), std::invalid_argument);

@@ -440,20 +440,63 @@ TEST(SafetensorsRobustness, CorruptedHeaderBytesOnlyEverThrowCheckpointError) {
   const auto bytes = serialize_safetensors(sample_checkpoint());
   std::uint64_t header_len = 0;
   for (int i = 0; i < 8; ++i) header_len |= std::to_integer<std::uint64_t>(bytes[i]) << (8 * i);
-  int rejected = 0;
+  // Which header bytes lie inside a JSON string (between its quotes, escapes included).
+  std::vector<bool> in_string(8 + header_len, false);
+  for (std::size_t pos = 8, open = 0; pos < 8 + header_len; ++pos) {
+    const char c = static_cast<char>(bytes[pos]);
+    if (open != 0 && c == '\\') {
+      in_string[pos] = in_string[pos + 1] = true;
+      ++pos;
+    } else if (c == '"') {
+      open = open != 0 ? 0 : pos;
+    } else {
+      in_string[pos] = open != 0;
+    }
+  }
+  const auto is_structure = [&](std::size_t pos) {
+    const char c = static_cast<char>(bytes[pos]);
+    return !in_string[pos] && std::string_view("{}[]:,\"").find(c) != std::string_view::npos;
+  };
+  int parsed = 0, rejected = 0;
+  int parsed_in_strings = 0, unchanged_in_strings = 0;  // edits inside a string that parsed
+  int parsed_length = 0, parsed_structure = 0;           // edits that must never parse
+  int changed_padding = 0;                               // padding edits read as other data
   for (std::size_t pos = 0; pos < 8 + header_len; ++pos) {
     for (const unsigned char value : {0x00, 0x22, 0x2c, 0x39, 0x5d, 0x7d, 0x80, 0xff}) {
       auto corrupt = bytes;
       if (corrupt[pos] == std::byte{value}) continue;
       corrupt[pos] = std::byte{value};
       try {
-        parse_safetensors(corrupt, kSource);  // some edits (inside a string) stay valid
+        const Checkpoint read = parse_safetensors(corrupt, kSource);  // edits inside a string may stay valid
+        ++parsed;
+        const bool same = serialize_safetensors(read) == bytes;
+        if (pos < 8) {
+          ++parsed_length;
+        } else if (in_string[pos]) {
+          ++parsed_in_strings;
+          if (same) ++unchanged_in_strings;
+        } else if (is_structure(pos)) {
+          ++parsed_structure;
+        } else if (bytes[pos] == std::byte{' '} && !same) {
+          ++changed_padding;
+        }
       } catch (const CheckpointError&) {
         ++rejected;
       }  // anything else escapes and fails the test
     }
   }
+  // Both outcomes occur: a parser that accepted every edit, or refused every one, fails here.
   EXPECT_GT(rejected, 0);
+  EXPECT_GT(parsed_in_strings, 0) << "a digit over a letter of a metadata value or tensor name is still valid";
+  EXPECT_GT(rejected, parsed) << "most single-byte edits break the header";
+  // A changed length prefix moves the end of the header; a changed brace, bracket, colon,
+  // comma or quote breaks the JSON: neither ever parses.
+  EXPECT_EQ(parsed_length, 0);
+  EXPECT_EQ(parsed_structure, 0);
+  // An edit inside a string that parses is read back: the string changed, nothing was ignored.
+  EXPECT_EQ(unchanged_in_strings, 0);
+  // The padding holds no data: an edit there never reads as a different checkpoint.
+  EXPECT_EQ(changed_padding, 0);
 }
 
 TEST(SafetensorsRobustness, RandomMutationsOnlyEverThrowCheckpointError) {
