@@ -60,9 +60,11 @@ bench_exe() {
 # run_gbench EXE OUT_JSON [FILTER]: runs a Google Benchmark program, JSON to OUT_JSON.
 run_gbench() {
   local exe="$1" out="$2" filter="${3:-.}"
-  "$exe" --benchmark_format=json --benchmark_filter="$filter" \
+  # The JSON goes to its own file: a program's log lines on stdout (a model trained on the
+  # way, say) would corrupt it.
+  "$exe" --benchmark_out="$out" --benchmark_out_format=json --benchmark_filter="$filter" \
     --benchmark_repetitions="$REPETITIONS" --benchmark_report_aggregates_only=true \
-    >"$out"
+    >/dev/null
 }
 
 # items_per_second JSON BENCHMARK: the median items_per_second of one benchmark.
@@ -242,7 +244,7 @@ bench_dqn_train() {
   exe="$(bench_exe bench_dqn)"
   json="$RESULTS_DIR/bench_dqn.json"
   peer_json="$RESULTS_DIR/cleanrl_dqn_cartpole.json"
-  "$exe" --benchmark_format=json >"$json"
+  "$exe" --benchmark_out="$json" --benchmark_out_format=json >/dev/null
   "$PY" bench/peers/cleanrl_dqn_cartpole.py --total-timesteps 50000 >"$peer_json"
   ours="$("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["benchmarks"][0]["items_per_second"])' "$json")"
   peer="$(json_field "$peer_json" steps_per_cpu_s)"

@@ -148,3 +148,24 @@ TEST(ConfigKeys, DidYouMean) {
   const auto keys = fc::known_keys();
   EXPECT_NE(std::find(keys.begin(), keys.end(), "training.learning_rate"), keys.end());
 }
+
+TEST(ConfigDqn, HiddenLayersAreWidthsAndTheEpsilonsDecrease) {
+  fc::DqnConfig dqn;
+  EXPECT_EQ(dqn.hidden_layers(), (std::vector<int>{128, 64}));  // the bundled model's shape
+  dqn.hidden = " 256 ,256,32 ";
+  EXPECT_EQ(dqn.hidden_layers(), (std::vector<int>{256, 256, 32}));
+  for (const char* bad : {"", "128,", ",64", "128;64", "0", "-4", "65537", "1,2,3,4,5,6,7,8,9", "12x"}) {
+    dqn.hidden = bad;
+    EXPECT_EQ(error_of([&] { (void)dqn.hidden_layers(); }),
+              std::string("dqn.hidden: \"") + bad + "\" is not 1 to 8 layer widths in 1..65536, e.g. \"128,64\"")
+        << bad;
+  }
+  // Validation (which load() runs after the file and the environment) checks it, so a bad
+  // value stops `config check` rather than the first training run.
+  EXPECT_NE(error_of([] { fc::validate(fc::load_string("dqn:\n  hidden: \"64,zero\"\n", "f.yaml")); }).find("dqn.hidden"),
+            std::string::npos);
+  fc::Config cfg;
+  cfg.dqn.epsilon_start = 0.1;
+  cfg.dqn.epsilon_end = 0.2;
+  EXPECT_EQ(error_of([&] { fc::validate(cfg); }), "dqn.epsilon_end: 0.2 is greater than dqn.epsilon_start (0.1)");
+}

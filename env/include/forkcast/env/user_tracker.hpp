@@ -13,8 +13,8 @@
 // Ownership: the tracker points to the Catalog it was built with (it must outlive it) and
 // copies the config. Its whole state is the plain TrackerState, which callers may save and
 // restore (the service stores it in PostgreSQL). Not thread-safe.
-// Errors: meal indices outside the catalog, non-finite portions and state of the wrong
-// size throw std::invalid_argument naming the field and the value.
+// Errors: meal indices outside the catalog (record_offer, record_eaten), non-finite portions
+// and state of the wrong size throw std::invalid_argument naming the field and the value.
 #pragma once
 
 #include <array>
@@ -72,7 +72,9 @@ class UserTracker {
   // Moves to the next slot: hunger rises; the day's intake restarts at a new day.
   void advance_slot();
 
-  // decay^(steps since `meal` was eaten), 0 if never: the boredom a repeat carries.
+  // decay^(steps since `meal` was eaten), 0 if never: the boredom a repeat carries. The
+  // index is not checked (it is asked for every candidate of every decision): pass a meal
+  // of the catalog.
   double meal_recency(std::int32_t meal) const;
   // Writes the kObservationSize features of env/observation.hpp for `slot`: the tracker's
   // own slot() as a rule; an earlier slot (a late request) keeps the state as it is and
