@@ -48,19 +48,38 @@ JsonBody JsonBody::parse(std::string_view body, bool empty_ok) {
   if (body.empty() && empty_ok) return JsonBody(json::object(), "");
   json parsed;
   struct TooDeep {};
+  struct DuplicateKey {
+    std::string key;
+  };
   try {
-    // Strict: no comments, no trailing garbage; invalid UTF-8 in a string is a parse error.
+    // Strict: no comments, no trailing garbage; invalid UTF-8 in a string is a parse error;
+    // a key twice in one object is an error (RFC 8259 leaves it to the reader, and "the last
+    // one wins" would let a proxy and forkcast read different requests).
     // Depth is bounded while parsing: a document is copied and printed recursively, and
     // 64 KiB of brackets would nest ~32 000 levels deep, megabytes of a thread's stack.
+    std::vector<std::set<std::string, std::less<>>> keys_of_open_objects;  // sets: a flood of keys stays O(n log n)
     parsed = json::parse(
         body.begin(), body.end(),
-        [](int depth, json::parse_event_t, json&) {
+        [&](int depth, json::parse_event_t event, json& value) {
           if (depth > kMaxJsonDepth) throw TooDeep{};
+          switch (event) {
+            case json::parse_event_t::object_start: keys_of_open_objects.emplace_back(); break;
+            case json::parse_event_t::object_end: keys_of_open_objects.pop_back(); break;
+            case json::parse_event_t::key: {
+              auto& keys = keys_of_open_objects.back();
+              const auto& key = value.get_ref<const std::string&>();
+              if (!keys.insert(key).second) throw DuplicateKey{key};
+              break;
+            }
+            default: break;
+          }
           return true;
         },
         true, false);
   } catch (const TooDeep&) {
     throw bad_request("invalid_json", "request body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
+  } catch (const DuplicateKey& e) {
+    throw bad_request("duplicate_key", e.key.substr(0, 64) + ": appears twice in one object", e.key.substr(0, 64));
   } catch (const json::exception& e) {
     // parse_error, and out_of_range for a number too large for a double (1e400).
     std::string what = e.what();

@@ -83,6 +83,21 @@ std::string api_field(const std::string& db_field) {
 
 std::string_view path_of(std::string_view target) { return target.substr(0, std::min(target.find('?'), target.size())); }
 
+// Content-Type is application/json (RFC 8259), its parameters (charset=utf-8) aside; the
+// media type is case-insensitive.
+bool is_json_media_type(const Request& request) {
+  const auto header = request.find(http::field::content_type);
+  if (header == request.end()) return false;
+  std::string_view type = header->value();
+  type = type.substr(0, std::min(type.find(';'), type.size()));
+  while (!type.empty() && (type.back() == ' ' || type.back() == '\t')) type.remove_suffix(1);
+  while (!type.empty() && (type.front() == ' ' || type.front() == '\t')) type.remove_prefix(1);
+  constexpr std::string_view kJson = "application/json";
+  return type.size() == kJson.size() && std::equal(type.begin(), type.end(), kJson.begin(), [](char a, char b) {
+           return std::tolower(static_cast<unsigned char>(a)) == b;
+         });
+}
+
 bool constant_time_equal(std::string_view a, std::string_view b) {
   return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
@@ -341,6 +356,10 @@ Response handle(Application& app, const Request& request, const RequestContext& 
       return error_from(request, http::status::not_found, "not_found", "no route " + std::string(path.substr(0, 200)), "");
     }
     const Route& r = kRoutes[static_cast<std::size_t>(route)];
+    if (!request.body().empty() && !is_json_media_type(request)) {
+      throw ApiError(http::status::unsupported_media_type, "unsupported_media_type",
+                     "Content-Type: a request body must be application/json", "Content-Type");
+    }
     admit(app, request, r, *call, rerun);
     return r.handler(app, request, *call);
   });

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "forkcast/service/router.hpp"
+#include "framing.hpp"
 #include "metrics.hpp"
 
 namespace forkcast::service {
@@ -138,6 +139,17 @@ class Session : public std::enable_shared_from_this<Session> {
     if (lengths > 1 || (lengths == 1 && request_.count(http::field::transfer_encoding) > 0)) {
       return reply_and_close(http::status::bad_request, "bad_request",
                              "ambiguous message length (Content-Length with Transfer-Encoding, or twice)");
+    }
+    // Transfer-Encoding (RFC 9112 6.3): the final coding must be chunked, or the body's
+    // length is unknowable and what follows could be taken for another request; codings
+    // other than chunked (gzip, deflate, ...) are not implemented. Either way the connection
+    // is closed, so no byte after these headers is ever read as a request.
+    if (const auto coding = transfer_coding_problem(request_)) {
+      return *coding == TransferCodingProblem::final_not_chunked
+                 ? reply_and_close(http::status::bad_request, "bad_request",
+                                   "Transfer-Encoding: the final coding must be chunked (RFC 9112 6.3)")
+                 : reply_and_close(http::status::not_implemented, "not_implemented",
+                                   "Transfer-Encoding: only chunked is supported");
     }
     keep_alive_ = request_.keep_alive() && !server_.stopping;
     ++server_.in_flight;

@@ -295,6 +295,45 @@ TEST(ServiceE2E, BadInputGetsA4xxOrAClosedConnectionAndNoCrash) {
   EXPECT_TRUE(server.running());
 }
 
+// Review (issue 21): a Transfer-Encoding whose final coding is not chunked ("xchunked",
+// "chunked, identity") was taken as an empty body, and the bytes after the headers ran as a
+// second request — a request-smuggling shape behind any proxy; "gzip, chunked" ignored the
+// gzip. Now: 400 (or 501 for a coding besides chunked) and the connection closed, the hidden
+// request never answered.
+TEST(ServiceE2E, ATransferEncodingThatDoesNotEndInChunkedIsRefusedAndTheConnectionClosed) {
+  st::ServeProcess server(server_env());
+  const std::string hidden = "GET /livez HTTP/1.1\r\nHost: x\r\n\r\n";
+  struct Case {
+    std::string coding;
+    std::string body;  // what follows the headers before the hidden request
+    unsigned status;
+  };
+  const std::vector<Case> cases = {
+      {"xchunked", "", 400}, {"chunked, identity", "", 400}, {"identity", "", 400}, {"chunked, chunked", "", 400},
+      // A well-formed chunked body under a coding that is not implemented.
+      {"gzip, chunked", "0\r\n\r\n", 501}, {"deflate, chunked", "0\r\n\r\n", 501}};
+  for (const auto& [coding, body, status] : cases) {
+    st::RawConnection c(server.port());
+    ASSERT_TRUE(c.connected());
+    c.send("POST /v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: " + coding +
+           "\r\n\r\n" + body + hidden);
+    const auto r = c.read_response(5s);
+    ASSERT_TRUE(r) << coding << ": no response";
+    EXPECT_EQ(r->status, status) << coding << ": " << r->body;
+    std::string rest;
+    EXPECT_TRUE(c.closed_by_peer(5s, &rest)) << coding;
+    EXPECT_EQ(rest.find("HTTP/1.1"), std::string::npos) << coding << ": the hidden request was answered";
+  }
+  // A chunked body is still read as one (an empty chunked body is an empty JSON document: 400).
+  st::RawConnection c(server.port());
+  c.send("POST /v1/users HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+         "2\r\n{}\r\n0\r\n\r\n");
+  const auto r = c.read_response(5s);
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 400U) << r->body;  // {} lacks the profile's fields
+  EXPECT_NE(r->body.find("missing_field"), std::string::npos) << r->body;
+}
+
 TEST(ServiceE2E, ThousandsOfBadRequestsDoNotGrowMemory) {
   // Without rate limits, so that every bad request reaches the parser and the validation
   // (with the defaults most of them would be answered 429 from the client's bucket).

@@ -795,3 +795,29 @@ TEST_F(ServiceRouter, NoUnsafeMealIsEverRecommended) {
   }
   EXPECT_GT(checked, 1000);
 }
+
+// Review (issue 21): a body was read as JSON whatever its Content-Type said, and a key given
+// twice was taken silently (the last one won), although input is read strictly: a proxy
+// and forkcast could read different requests.
+TEST_F(ServiceRouter, ABodyMustSayItIsJsonAndGiveEachKeyOnce) {
+  const std::string profile = st::profile_body().dump();
+  for (const char* type : {"text/plain", "", "application/x-www-form-urlencoded", "application/jsonx"}) {
+    const auto r = st::call(*app_, verb::post, "/v1/users", profile, {}, "127.0.0.1", type);
+    EXPECT_EQ(r.status, 415U) << type << ": " << r.text;
+    EXPECT_EQ(r.error_code(), "unsupported_media_type") << type;
+    EXPECT_EQ(r.error_field(), "Content-Type") << type;
+  }
+  const auto charset = st::call(*app_, verb::post, "/v1/users", profile, {}, "127.0.0.1", "Application/JSON; charset=utf-8");
+  EXPECT_EQ(charset.status, 201U) << charset.text;
+
+  auto twice = st::call(*app_, verb::post, "/v1/users", R"({"sex":"female","age":30,"age":90,"height_cm":170,"weight_kg":60})");
+  EXPECT_EQ(twice.status, 400U) << twice.text;
+  EXPECT_EQ(twice.error_code(), "duplicate_key");
+  EXPECT_EQ(twice.error_field(), "age");
+  // Inside a nested object too; the same key in two different objects is no duplicate.
+  twice = st::call(*app_, verb::post, "/v1/users", R"({"sex":"female","x":{"k":1,"k":2}})");
+  EXPECT_EQ(twice.error_code(), "duplicate_key") << twice.text;
+  const auto siblings = st::call(*app_, verb::post, "/v1/users", R"({"sex":"female","x":{"k":1},"y":{"k":2}})");
+  EXPECT_EQ(siblings.status, 400U);
+  EXPECT_NE(siblings.error_code(), "duplicate_key") << siblings.text;
+}

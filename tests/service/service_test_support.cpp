@@ -79,12 +79,12 @@ std::string Reply::error_field() const {
 }
 
 Reply call(Application& app, http::verb method, const std::string& target, const std::string& body,
-           const std::string& token, const std::string& peer) {
+           const std::string& token, const std::string& peer, const std::string& content_type) {
   Request request{method, target, 11};
   request.set(http::field::host, "localhost");
   if (!token.empty()) request.set(http::field::authorization, "Bearer " + token);
   if (!body.empty()) {
-    request.set(http::field::content_type, "application/json");
+    if (!content_type.empty()) request.set(http::field::content_type, content_type);
     request.body() = body;
   }
   request.prepare_payload();

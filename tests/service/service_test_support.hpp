@@ -42,8 +42,10 @@ struct Reply {
   std::string error_code() const;   // body.error.code or ""
   std::string error_field() const;  // body.error.field or ""
 };
+// A body is sent with `content_type` (none when empty).
 Reply call(Application& app, http::verb method, const std::string& target, const std::string& body = {},
-           const std::string& token = {}, const std::string& peer = "127.0.0.1");
+           const std::string& token = {}, const std::string& peer = "127.0.0.1",
+           const std::string& content_type = "application/json");
 Reply call_json(Application& app, http::verb method, const std::string& target, const nlohmann::json& body,
                 const std::string& token = {});
 
