@@ -175,6 +175,11 @@ RunsOn runs_on(http::verb method, std::string_view target) {
   return route < 0 ? RunsOn::io : kRoutes[static_cast<std::size_t>(route)].info.runs_on;
 }
 
+bool is_operations_route(http::verb method, std::string_view target) {
+  const int route = match_route(method, target);
+  return route >= 0 && kRoutes[static_cast<std::size_t>(route)].info.operations;
+}
+
 void require_user(const Call& call, std::string_view user_id, std::string_view field) {
   if (call.principal.admin) return;
   if (call.principal.user_id.empty()) {

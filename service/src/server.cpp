@@ -16,7 +16,11 @@
 #include <algorithm>
 #include <cctype>
 #include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
 #include <optional>
+#include <unordered_map>
 #include <thread>
 #include <vector>
 
@@ -29,6 +33,10 @@ namespace forkcast::service {
 namespace net = boost::asio;
 namespace beast = boost::beast;
 using tcp = net::ip::tcp;
+
+namespace {
+class Session;
+}  // namespace
 
 struct Server::Impl {
   Impl(Application& app_, const config::ServerConfig& config_)
@@ -49,10 +57,43 @@ struct Server::Impl {
     return buf;
   }
 
+  // Connections held per client address (the per-address cap): taken when a session is
+  // made, given back when it is destroyed.
+  bool take_address_slot(const std::string& address) {
+    std::lock_guard lock(address_mutex);
+    int& held = connections_per_address[address];
+    if (held >= config.max_connections_per_address) return false;
+    ++held;
+    return true;
+  }
+  void give_address_slot(const std::string& address) {
+    std::lock_guard lock(address_mutex);
+    const auto it = connections_per_address.find(address);
+    if (it != connections_per_address.end() && --it->second <= 0) connections_per_address.erase(it);
+  }
+
+  // Connections that have not sent a byte yet, oldest first. When the server is full, a new
+  // connection takes the place of the oldest of them: a socket that says nothing has no
+  // claim on a slot (an idle flood cannot lock clients or probes out).
+  using SilentList = std::list<std::weak_ptr<Session>>;
+  SilentList::iterator add_silent(std::weak_ptr<Session> session) {
+    std::lock_guard lock(silent_mutex);
+    return silent.insert(silent.end(), std::move(session));
+  }
+  void remove_silent(SilentList::iterator it) {
+    std::lock_guard lock(silent_mutex);
+    silent.erase(it);
+  }
+  std::shared_ptr<Session> oldest_silent();  // removed from the list; null when none
+
   Application& app;
   config::ServerConfig config;
+  std::mutex silent_mutex;
+  SilentList silent;
   // Before the io_context: sessions destroyed with it still update these counters.
   std::atomic<std::int64_t> open{0}, refused{0}, in_flight{0};
+  std::mutex address_mutex;
+  std::unordered_map<std::string, int> connections_per_address;
   net::io_context ioc;
   tcp::acceptor acceptor;
   net::thread_pool workers;
@@ -75,33 +116,65 @@ class Session : public std::enable_shared_from_this<Session> {
     beast::error_code ec;
     const auto endpoint = stream_.socket().remote_endpoint(ec);
     peer_ = ec ? "unknown" : endpoint.address().to_string();
+    holds_address_slot_ = server_.take_address_slot(peer_);
     server_.app.metrics().connections().Set(static_cast<double>(++server_.open));
   }
-  ~Session() { server_.app.metrics().connections().Set(static_cast<double>(--server_.open)); }
+  ~Session() {
+    forget_silence();
+    if (holds_address_slot_) server_.give_address_slot(peer_);
+    server_.app.metrics().connections().Set(static_cast<double>(--server_.open));
+  }
 
-  void start() {
+  // False when the peer's address already holds max_connections_per_address connections.
+  bool within_address_cap() const noexcept { return holds_address_slot_; }
+
+  // `probes_only`: over the connection cap, within the probes' reserve: one request, answered
+  // only for the operations routes (probes, metrics), then close.
+  void start(bool probes_only = false) {
+    probes_only_ = probes_only;
+    {
+      std::lock_guard lock(silence_mutex_);
+      silent_it_ = server_.add_silent(weak_from_this());
+    }
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->wait_for_request(); });
   }
 
-  // Over the connection cap: one 503, then close.
-  void refuse() {
+  // Closes a connection that never sent a byte, to make room for a new one (server full).
+  void evict() {
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      if (self->requests_ == 0 && self->buffer_.size() == 0) self->close();
+    });
+  }
+  // Called by the server when it took this session off its silent list (oldest_silent).
+  void forgotten_by_server() {
+    std::lock_guard lock(silence_mutex_);
+    silent_it_.reset();
+  }
+
+  // Over a connection cap: one 503, then close.
+  void refuse(std::string_view code, std::string_view message) {
+    net::dispatch(stream_.get_executor(), [self = shared_from_this(), code = std::string(code),
+                                           message = std::string(message)] {
       self->keep_alive_ = false;
-      self->send(error_response(http::status::service_unavailable, "too_many_connections",
-                                "the server is at its connection limit; retry later"),
-                 false);
+      self->send(error_response(http::status::service_unavailable, code, message), false);
     });
   }
 
  private:
   // Between requests the idle timeout applies; once the first byte of a request is here,
   // the whole request must arrive within the read timeout (a slowloris client is cut off).
+  // A new connection has header_timeout_ms for its first byte (from accept: idle sockets
+  // that never send one would otherwise hold a connection slot for the idle timeout).
   void wait_for_request() {
     if (server_.stopping) return close();
     if (buffer_.size() > 0) return read_request();
-    stream_.expires_after(std::chrono::milliseconds(server_.config.idle_timeout_ms));
+    const int wait_ms = probes_only_ ? server_.config.probe_timeout_ms
+                        : requests_ == 0 ? server_.config.header_timeout_ms
+                                         : server_.config.idle_timeout_ms;
+    stream_.expires_after(std::chrono::milliseconds(wait_ms));
     stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
       if (ec) return self->close();
+      self->forget_silence();  // it spoke: no longer evictable
       self->buffer_.commit(n);
       self->read_request();
     });
@@ -111,7 +184,9 @@ class Session : public std::enable_shared_from_this<Session> {
     parser_.emplace();
     parser_->body_limit(static_cast<std::uint64_t>(server_.config.body_limit_bytes));
     parser_->header_limit(static_cast<std::uint32_t>(server_.config.header_limit_bytes));
-    stream_.expires_after(std::chrono::milliseconds(server_.config.read_timeout_ms));
+    // A connection in the probes' reserve keeps its deadline from accept: a slow sender
+    // there would hold a probe's slot.
+    if (!probes_only_) stream_.expires_after(std::chrono::milliseconds(server_.config.read_timeout_ms));
     http::async_read(stream_, buffer_, *parser_,
                      [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_read(ec); });
   }
@@ -151,7 +226,12 @@ class Session : public std::enable_shared_from_this<Session> {
                  : reply_and_close(http::status::not_implemented, "not_implemented",
                                    "Transfer-Encoding: only chunked is supported");
     }
-    keep_alive_ = request_.keep_alive() && !server_.stopping;
+    ++requests_;
+    keep_alive_ = request_.keep_alive() && !server_.stopping && !probes_only_;
+    if (probes_only_ && !is_operations_route(request_.method(), request_.target())) {
+      return reply_and_close(http::status::service_unavailable, "too_many_connections",
+                             "the server is at its connection limit; retry later");
+    }
     ++server_.in_flight;
     started_ = std::chrono::steady_clock::now();
     context_.peer = peer_;
@@ -249,6 +329,12 @@ class Session : public std::enable_shared_from_this<Session> {
                   std::string(request_.target().substr(0, 256)), status, ms);
   }
 
+  void forget_silence() {
+    std::lock_guard lock(silence_mutex_);
+    if (silent_it_) server_.remove_silent(*silent_it_);
+    silent_it_.reset();
+  }
+
   void close() {
     beast::error_code ec;
     stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
@@ -262,6 +348,11 @@ class Session : public std::enable_shared_from_this<Session> {
   Response response_;
   RequestContext context_;
   Rerun rerun_;  // the rest of a request the I/O thread began, for the worker pool
+  bool holds_address_slot_ = false;
+  std::mutex silence_mutex_;  // guards silent_it_ (the server may take it off the list)
+  std::optional<Server::Impl::SilentList::iterator> silent_it_;  // on the server's silent list
+  bool probes_only_ = false;
+  std::int64_t requests_ = 0;  // requests read on this connection
   Server::Impl& server_;
   std::string peer_;
   bool keep_alive_ = true;
@@ -269,6 +360,19 @@ class Session : public std::enable_shared_from_this<Session> {
 };
 
 }  // namespace
+
+std::shared_ptr<Session> Server::Impl::oldest_silent() {
+  std::lock_guard lock(silent_mutex);
+  while (!silent.empty()) {
+    auto session = silent.front().lock();
+    silent.pop_front();
+    if (session) {
+      session->forgotten_by_server();
+      return session;
+    }
+  }
+  return nullptr;
+}
 
 void Server::Impl::accept() {
   acceptor.async_accept(net::make_strand(ioc), [this](beast::error_code ec, tcp::socket socket) {
@@ -278,9 +382,23 @@ void Server::Impl::accept() {
       return accept();
     }
     auto session = std::make_shared<Session>(std::move(socket), *this);
-    if (open.load() > config.max_connections) {
+    const std::int64_t now_open = open.load();
+    if (!session->within_address_cap()) {
       ++refused;
-      session->refuse();
+      session->refuse("too_many_connections", "this client address is at its connection limit; retry later");
+    } else if (now_open > config.max_connections + config.probe_connections) {
+      ++refused;
+      session->refuse("too_many_connections", "the server is at its connection limit; retry later");
+    } else if (now_open > config.max_connections) {
+      // Full: the oldest connection that has not said anything makes room; failing that, the
+      // last probe_connections slots are kept for probes, so that a flooded service still
+      // says whether it is alive and ready.
+      if (const auto silent_one = oldest_silent()) {
+        silent_one->evict();
+        session->start();
+      } else {
+        session->start(true);
+      }
     } else {
       session->start();
     }

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <memory>
 #include <thread>
 
 #include "service_test_support.hpp"
@@ -332,6 +333,65 @@ TEST(ServiceE2E, ATransferEncodingThatDoesNotEndInChunkedIsRefusedAndTheConnecti
   ASSERT_TRUE(r);
   EXPECT_EQ(r->status, 400U) << r->body;  // {} lacks the profile's fields
   EXPECT_NE(r->body.find("missing_field"), std::string::npos) << r->body;
+}
+
+// Review (issue 21): 1 024 connections that never sent a byte filled max_connections, and
+// every new client, /livez and /readyz included, got 503 for the idle timeout (60 s: the
+// read timeout only started with the first byte). Now a new connection has
+// header_timeout_ms for its first byte, one address holds at most
+// max_connections_per_address connections, and probe_connections more are kept for probes.
+TEST(ServiceE2E, IdleConnectionsDoNotLockOtherClientsOrTheProbesOut) {
+  auto env = server_env();
+  env.insert(env.end(), {"FORKCAST_SERVER__MAX_CONNECTIONS=40", "FORKCAST_SERVER__MAX_CONNECTIONS_PER_ADDRESS=24",
+                         "FORKCAST_SERVER__PROBE_CONNECTIONS=4", "FORKCAST_SERVER__HEADER_TIMEOUT_MS=2000"});
+  st::ServeProcess server(env);
+  const int port = server.port();
+  const auto status_of = [&](const std::string& target) {
+    const auto r = st::http_request(port, "GET", target, {}, {}, 3s);
+    return r ? r->status : 0U;
+  };
+  // One address floods: it gets its 24 connections and no more; everybody else is served.
+  std::vector<std::unique_ptr<st::RawConnection>> flood;
+  for (int i = 0; i < 100; ++i) flood.push_back(std::make_unique<st::RawConnection>(port, "127.0.0.2"));
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(status_of("/v1/meals?limit=1"), 200U) << "a flood from one address locked another client out";
+  int refused = 0;
+  for (auto& c : flood) refused += c->closed_by_peer(50ms) ? 1 : 0;
+  EXPECT_GE(refused, 100 - 24 - 2) << "connections over the per-address cap are refused at once";
+  // Many addresses fill the server with silent connections: a new client takes the place of
+  // the oldest of them, so probes and requests alike are served.
+  for (int a = 3; a < 6; ++a) {
+    for (int i = 0; i < 24; ++i) flood.push_back(std::make_unique<st::RawConnection>(port, "127.0.0." + std::to_string(a)));
+  }
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(status_of("/livez"), 200U) << "the liveness probe was locked out";
+  EXPECT_EQ(status_of("/v1/meals?limit=1"), 200U) << "silent connections kept a client out";
+  // Filled with connections that are sending (slowly), the server is full for real: the
+  // probes are still answered from their reserve, anything else gets a clear 503.
+  std::vector<std::unique_ptr<st::RawConnection>> slow;
+  for (int a = 6; a < 8; ++a) {
+    for (int i = 0; i < 24; ++i) {
+      slow.push_back(std::make_unique<st::RawConnection>(port, "127.0.0." + std::to_string(a)));
+      slow.back()->send("GET /v1/meals HTTP/1.1\r\nHost: x\r\n");  // the blank line never comes
+    }
+  }
+  std::this_thread::sleep_for(300ms);
+  EXPECT_EQ(status_of("/livez"), 200U) << "the liveness probe was locked out";
+  EXPECT_EQ(status_of("/readyz"), 200U) << "the readiness probe was locked out";
+  const auto busy = st::http_request(port, "GET", "/v1/meals?limit=1", {}, {}, 3s);
+  ASSERT_TRUE(busy);
+  EXPECT_EQ(busy->status, 503U) << busy->body;
+  EXPECT_NE(busy->body.find("too_many_connections"), std::string::npos) << busy->body;
+  for (auto& c : slow) flood.push_back(std::move(c));
+  // Connections that sent nothing are closed header_timeout_ms after their accept, slow ones
+  // read_timeout_ms after their first byte; then the server serves again.
+  const auto start = std::chrono::steady_clock::now();
+  for (auto& c : flood) EXPECT_TRUE(c->closed_by_peer(6s)) << "an idle or slow connection was kept past its deadline";
+  const auto waited = std::chrono::steady_clock::now() - start;
+  EXPECT_LT(waited, 6s);
+  EXPECT_EQ(status_of("/v1/meals?limit=1"), 200U);
+  std::printf("idle flood: %d of 100 refused at once from one address; all idle and slow closed within %lld ms\n", refused,
+              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(waited).count()));
 }
 
 TEST(ServiceE2E, ThousandsOfBadRequestsDoNotGrowMemory) {

@@ -103,7 +103,9 @@ CommandResult run_forkcast(const std::string& args, const std::string& env);
 
 class RawConnection {
  public:
-  explicit RawConnection(int port);
+  // `source_address`: a loopback address to connect from (127.0.0.2, ...), so that a test can
+  // be several clients; empty: the kernel's choice (127.0.0.1).
+  explicit RawConnection(int port, const std::string& source_address = {});
   ~RawConnection();
   RawConnection(const RawConnection&) = delete;
   RawConnection& operator=(const RawConnection&) = delete;

@@ -30,7 +30,11 @@ struct ServerConfig {
   int read_timeout_ms = 10'000;
   int write_timeout_ms = 10'000;
   int idle_timeout_ms = 60'000;
+  int header_timeout_ms = 5'000;  // a new connection's first byte must come this soon after accept
   int max_connections = 1024;
+  int max_connections_per_address = 256;  // one client address cannot take every connection
+  int probe_connections = 16;     // beyond max_connections: answered for /livez, /readyz, /metrics only
+  int probe_timeout_ms = 250;     // such a connection's whole request must come this soon (a probe's does)
   int shutdown_deadline_ms = 5'000;
   int worker_threads = 64;        // threads for routes that wait on the database or the advice model (many: feedback writes wait for a group commit, and more waiting writers make bigger batches)
   std::string admin_api_key;      // admin routes; empty disables them. Never logged or shown

@@ -67,6 +67,9 @@ struct StreamedResponse {
 int match_route(http::verb method, std::string_view target);
 // Whether `target` names a route that needs the worker pool.
 RunsOn runs_on(http::verb method, std::string_view target);
+// Whether `target` names an operations route (probes, metrics, documents): what a connection
+// over the cap, in the probes' reserve, is answered for.
+bool is_operations_route(http::verb method, std::string_view target);
 
 // What handle() hands the server when a request must finish on the worker pool: the rest of
 // the request, from where the I/O thread stopped.
