@@ -10,6 +10,7 @@
 #include "forkcast/advice/engine.hpp"
 #include "forkcast/db/database.hpp"
 #include "forkcast/db/instance.hpp"
+#include "forkcast/db/supervisor.hpp"
 #include "forkcast/env/catalog.hpp"
 #include "forkcast/service/application.hpp"
 #include "forkcast/service/server.hpp"
@@ -66,6 +67,16 @@ void run_serve(const GlobalOptions& global, const ServeCli& cli) {
     options.config = config;
     options.default_model = std::filesystem::path(config.policy.model_dir) / "mealsim-dqn-default.safetensors";
     service::Application app(options, catalog, database, engine.get());
+    // The instance this process started is kept up while it serves: restarted after a
+    // crash, its connections released when it shuts down (db/supervisor.hpp).
+    std::optional<db::InstanceSupervisor> supervisor;
+    if (local && started_here) {
+      db::SupervisorOptions supervision;
+      supervision.on_restart = [&app] { app.count_database_restart(); };
+      supervision.on_restart_failure = [&app](const std::string&) { app.count_database_restart_failure(); };
+      supervision.on_release = [&app] { app.count_database_release(); };
+      supervisor.emplace(*local, database.pool(), std::move(supervision));
+    }
     service::Server server(app, config.server);
     const auto model = app.model();
     std::cout << "forkcast serving on http://" << config.server.host << ":" << server.port() << "/  (model "

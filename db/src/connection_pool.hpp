@@ -71,6 +71,7 @@ class Pool {
   }
 
   PoolStats stats() const;
+  void release_connections();  // ConnectionPool::release_connections
   const PoolOptions& options() const noexcept { return options_; }
 
   // Translates the exception being handled (call only inside a catch block) as run() does,
@@ -80,6 +81,7 @@ class Pool {
  private:
   struct Slot;
   void give_back(int slot, bool broken) noexcept;
+  std::uint64_t generation_ = 0;  // release_connections() counts up; older connections are closed
   void open_connection(Slot& slot);
 
   PoolOptions options_;

@@ -70,6 +70,7 @@ bool sqlstate_means_disconnected(const std::string& state) {
 
 struct Pool::Slot {
   std::unique_ptr<pqxx::connection> connection;
+  std::uint64_t generation = 0;  // the pool's generation when it was opened
   std::unique_ptr<NoticeToLog> notices;  // destroyed first: it unregisters from the connection
 
   void close() noexcept {
@@ -118,6 +119,7 @@ void Pool::open_connection(Slot& slot) {
   for (const auto& statement : options_.statements)
     slot.connection->prepare(statement.name, statement.sql);
   std::lock_guard lock(mutex_);
+  slot.generation = generation_;
   ++stats_.connects;
   ++stats_.open;
 }
@@ -158,6 +160,10 @@ Pool::Lease Pool::checkout() {
 void Pool::give_back(int index, bool broken) noexcept {
   Slot& slot = *slots_[static_cast<std::size_t>(index)];
   const bool had_connection = slot.connection != nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    broken = broken || slot.generation != generation_;  // opened before release_connections()
+  }
   if (broken && had_connection) slot.close();
   {
     std::lock_guard lock(mutex_);
@@ -169,6 +175,19 @@ void Pool::give_back(int index, bool broken) noexcept {
     free_.push_back(index);
   }
   freed_.notify_one();
+}
+
+void Pool::release_connections() {
+  std::lock_guard lock(mutex_);
+  ++generation_;
+  // Idle slots are this pool's alone while the mutex is held (checkout takes them under it).
+  for (const int index : free_) {
+    Slot& slot = *slots_[static_cast<std::size_t>(index)];
+    if (!slot.connection) continue;
+    slot.close();
+    ++stats_.replaced;
+    --stats_.open;
+  }
 }
 
 PoolStats Pool::stats() const {
@@ -251,6 +270,9 @@ ConnectionPool::ConnectionPool(PoolOptions options)
 ConnectionPool::~ConnectionPool() = default;
 
 PoolStats ConnectionPool::stats() const { return pool_->stats(); }
+
+void ConnectionPool::release_connections() { pool_->release_connections(); }
+
 
 const PoolOptions& ConnectionPool::options() const noexcept { return pool_->options(); }
 

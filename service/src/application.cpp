@@ -153,6 +153,10 @@ std::string Application::new_uuid() {
   return buf;
 }
 
+void Application::count_database_restart() { metrics_->database_restarts().Increment(); }
+void Application::count_database_restart_failure() { metrics_->database_restart_failures().Increment(); }
+void Application::count_database_release() { metrics_->database_releases().Increment(); }
+
 bool Application::database_ready() {
   const std::int64_t now = steady_ms();
   if (now - ready_checked_ms_.load() < 500) return ready_.load();

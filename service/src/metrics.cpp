@@ -53,6 +53,12 @@ Metrics::Metrics(const std::vector<std::string_view>& route_names)
   state_write_failures_ = counter("forkcast_user_state_write_failures_total",
                                   "User state writes that failed (retried with the user's next change)");
   rate_limited_ = counter("forkcast_rate_limited_total", "Requests refused with 429");
+  database_restarts_ = counter("forkcast_database_restarts_total",
+                               "Times serve started its own PostgreSQL again after it stopped running");
+  database_restart_failures_ = counter("forkcast_database_restart_failures_total",
+                                       "Attempts to start serve's own PostgreSQL again that failed");
+  database_releases_ = counter("forkcast_database_connection_releases_total",
+                               "Times the pool let go of its connections for a PostgreSQL shutdown in progress");
   epsilon_ = gauge("forkcast_exploration_epsilon", "Epsilon of the last recommendation served");
   decision_log_queue_ = gauge("forkcast_decision_log_queue", "Decisions waiting to be written");
   connections_ = gauge("forkcast_http_connections", "Open HTTP connections");

@@ -34,6 +34,11 @@ class Metrics {
   prometheus::Counter& explored() { return *explored_; }
   prometheus::Counter& state_write_failures() { return *state_write_failures_; }
   prometheus::Counter& rate_limited() { return *rate_limited_; }
+  // The self-managed database's supervision (db/supervisor.hpp): restarts, failed attempts,
+  // pool connections released for a shutdown in progress.
+  prometheus::Counter& database_restarts() { return *database_restarts_; }
+  prometheus::Counter& database_restart_failures() { return *database_restart_failures_; }
+  prometheus::Counter& database_releases() { return *database_releases_; }
   prometheus::Gauge& epsilon() { return *epsilon_; }
   prometheus::Gauge& decision_log_queue() { return *decision_log_queue_; }
   prometheus::Gauge& connections() { return *connections_; }
@@ -63,6 +68,9 @@ class Metrics {
   prometheus::Counter* explored_;
   prometheus::Counter* state_write_failures_;
   prometheus::Counter* rate_limited_;
+  prometheus::Counter* database_restarts_;
+  prometheus::Counter* database_restart_failures_;
+  prometheus::Counter* database_releases_;
   prometheus::Gauge* epsilon_;
   prometheus::Gauge* decision_log_queue_;
   prometheus::Gauge* connections_;

@@ -4,12 +4,15 @@
 // millisecond); speed is measured in bench/, not here.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
+#include <optional>
 #include <future>
 #include <thread>
 
 #include "connection_pool.hpp"
 #include "forkcast/db/database.hpp"
+#include "forkcast/db/supervisor.hpp"
 #include "pg_test_support.hpp"
 
 namespace fdb = forkcast::db;
@@ -146,4 +149,48 @@ TEST(ConnectionPool, UnreachableServerIsUnavailableAndThePasswordIsNotPrinted) {
     EXPECT_EQ(std::string(e.what()).find("hunter2"), std::string::npos) << e.what();
   }
   EXPECT_LT(seconds_since(start), 3.0);
+}
+
+// release_connections (for a smart shutdown of the server): idle connections close at once,
+// a busy one when it is given back, and the next checkout opens a fresh one.
+TEST(ConnectionPool, ReleaseClosesIdleConnectionsNowAndBusyOnesOnReturn) {
+  TestInstance pg;
+  fdb::ConnectionPool pool(fdb::testing::pool_options(pg.url(), 3, 2'000));
+  {
+    auto a = pool.internal().checkout();
+    auto b = pool.internal().checkout();
+  }
+  ASSERT_EQ(pool.stats().open, 2);
+  auto busy = std::make_optional(pool.internal().checkout());
+  pool.release_connections();
+  EXPECT_EQ(pool.stats().open, 1);  // the idle one is closed; the busy one is still in use
+  EXPECT_TRUE(busy->connection().is_open());
+  busy.reset();
+  EXPECT_EQ(pool.stats().open, 0);
+  const auto connects = pool.stats().connects;
+  EXPECT_TRUE(pool.internal().checkout().connection().is_open());
+  EXPECT_EQ(pool.stats().connects, connects + 1);
+}
+
+// The supervisor (db/supervisor.hpp) starts a killed instance again and reports it.
+TEST(InstanceSupervisor, StartsAKilledInstanceAgain) {
+  TestInstance pg;
+  fdb::ConnectionPool pool(fdb::testing::pool_options(pg.url(), 2, 2'000));
+  std::atomic<int> restarts{0};
+  fdb::SupervisorOptions options;
+  options.check_interval_ms = 100;
+  options.on_restart = [&] { ++restarts; };
+  fdb::InstanceSupervisor supervisor(pg.instance(), pool, options);
+  const auto before = pg.instance().status();
+  ASSERT_TRUE(before.running);
+  ASSERT_TRUE(pg.instance().stop(fdb::StopMode::immediate));  // as a crash leaves it
+  const auto start = Clock::now();
+  while (restarts.load() == 0 && seconds_since(start) < 60) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(restarts.load(), 1);
+  EXPECT_EQ(supervisor.stats().restarts, 1U);
+  EXPECT_TRUE(pg.instance().status().accepting);
+  EXPECT_TRUE(pool.internal().checkout().connection().is_open());  // the pool reconnects by itself
+  fdb::SupervisorOptions bad;
+  bad.check_interval_ms = 0;
+  EXPECT_THROW(fdb::InstanceSupervisor(pg.instance(), pool, bad), std::invalid_argument);
 }

@@ -3,7 +3,14 @@
 // process recovers, and every feedback it acknowledged (2xx) is in the feedback table.
 #include <gtest/gtest.h>
 
+#include <signal.h>
+
 #include <atomic>
+#include <cerrno>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
 #include <chrono>
 #include <map>
 #include <mutex>
@@ -179,4 +186,87 @@ TEST(ServiceFault, PostgresStopsUnderLoadAndComesBack) {
   }
   EXPECT_EQ(missing, 0);
   EXPECT_EQ(server.terminate(15s), 0) << server.log();
+}
+
+namespace {
+
+// The postmaster's pid from <data_dir>/postmaster.pid (its first line), 0 when absent.
+pid_t postmaster_pid(const std::filesystem::path& data_dir) {
+  std::ifstream in(data_dir / "postmaster.pid");
+  long pid = 0;
+  in >> pid;
+  return static_cast<pid_t>(in ? pid : 0);
+}
+
+bool process_exists(pid_t pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM); }
+
+// The value of a counter in GET /metrics ("name value" lines), -1 when missing.
+double metric(int port, const std::string& name) {
+  const auto r = st::http_request(port, "GET", "/metrics");
+  if (!r) return -1;
+  std::istringstream lines(r->body);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (line.rfind(name + " ", 0) == 0) return std::stod(line.substr(name.size() + 1));
+  }
+  return -1;
+}
+
+// Polls /readyz until it answers 200; the time it took, or nullopt after `limit`.
+std::optional<std::chrono::milliseconds> time_to_ready(int port, std::chrono::milliseconds limit) {
+  const auto start = std::chrono::steady_clock::now();
+  while (std::chrono::steady_clock::now() - start < limit) {
+    const auto r = st::http_request(port, "GET", "/readyz", {}, {}, 2s);
+    if (r && r->status == 200) {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start);
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+// Review (issue 21): after its postmaster was SIGKILLed, `serve` (which had started it) stayed
+// 503 until somebody ran `forkcast db start`; and a SIGTERM to the postmaster (a smart
+// shutdown) never completed while the pool held connections. Now serve supervises its own
+// instance: it starts it again, and lets go of its connections when it shuts down.
+TEST(ServiceFault, ServeKeepsItsOwnDatabaseUp) {
+  st::ServeProcess server;
+  const int port = server.port();
+  const std::string token_body = st::profile_body().dump();
+  ASSERT_TRUE(st::http_request(port, "POST", "/v1/users", token_body));  // the pool holds connections now
+  const pid_t first = postmaster_pid(server.data_dir());
+  ASSERT_GT(first, 0);
+
+  // SIGKILL: a crash. The service brings the instance back by itself.
+  ASSERT_EQ(::kill(first, SIGKILL), 0);
+  while (process_exists(first)) std::this_thread::sleep_for(20ms);
+  const auto after_kill = time_to_ready(port, 60s);
+  ASSERT_TRUE(after_kill) << "serve never restarted its database after SIGKILL\n" << server.log();
+  const pid_t second = postmaster_pid(server.data_dir());
+  EXPECT_NE(second, first);
+  EXPECT_TRUE(process_exists(second));
+  EXPECT_GE(metric(port, "forkcast_database_restarts_total"), 1.0);
+  const auto created = st::http_request(port, "POST", "/v1/users", token_body);
+  ASSERT_TRUE(created);
+  EXPECT_EQ(created->status, 201U) << created->body;
+
+  // SIGTERM: a smart shutdown waits for the clients; serve lets go of its connections, the
+  // postmaster exits, and serve starts it again.
+  ASSERT_EQ(::kill(second, SIGTERM), 0);
+  const auto shutdown_start = std::chrono::steady_clock::now();
+  while (process_exists(second) && std::chrono::steady_clock::now() - shutdown_start < 30s) {
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_FALSE(process_exists(second)) << "the smart shutdown never completed: the pool kept its connections";
+  const auto shutdown_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - shutdown_start);
+  const auto after_term = time_to_ready(port, 60s);
+  ASSERT_TRUE(after_term) << server.log();
+  EXPECT_GE(metric(port, "forkcast_database_connection_releases_total"), 1.0);
+  EXPECT_GE(metric(port, "forkcast_database_restarts_total"), 2.0);
+  std::printf("SIGKILL of the postmaster: ready again after %lld ms; SIGTERM: shut down in %lld ms, ready again after %lld ms\n",
+              static_cast<long long>(after_kill->count()), static_cast<long long>(shutdown_ms.count()),
+              static_cast<long long>(after_term->count()));
 }

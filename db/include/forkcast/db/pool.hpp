@@ -74,6 +74,11 @@ class ConnectionPool {
   PoolStats stats() const;
   const PoolOptions& options() const noexcept;
 
+  // Closes every connection: idle ones now, those in use when they are given back; calls
+  // after this open new ones on demand. For a server in a smart shutdown, which waits for
+  // its clients to disconnect before it exits.
+  void release_connections();
+
   // The connections themselves, for db/'s own code (db/src/connection_pool.hpp); an
   // incomplete type everywhere else.
   detail::Pool& internal() noexcept { return *pool_; }

@@ -100,6 +100,11 @@ class Application {
 
   // True while the database answered recently (checked at most every 500 ms).
   bool database_ready();
+  // Supervision of the self-managed database (db::InstanceSupervisor, wired by `serve`):
+  // counted in /metrics.
+  void count_database_restart();
+  void count_database_restart_failure();
+  void count_database_release();
   // Drains the decision log (up to `deadline`); the service calls it on shutdown.
   void flush(std::chrono::steady_clock::time_point deadline);
 
