@@ -70,7 +70,7 @@ void run_serve(const GlobalOptions& global, const ServeCli& cli) {
     // The instance this process started is kept up while it serves: restarted after a
     // crash, its connections released when it shuts down (db/supervisor.hpp).
     std::optional<db::InstanceSupervisor> supervisor;
-    if (local && started_here) {
+    if (local && started_here && config.database.supervise) {
       db::SupervisorOptions supervision;
       supervision.on_restart = [&app] { app.count_database_restart(); };
       supervision.on_restart_failure = [&app](const std::string&) { app.count_database_restart_failure(); };

@@ -62,6 +62,7 @@ std::vector<Field> fields_of(Config& c) {
       {"database", "checkout_timeout_ms", &c.database.checkout_timeout_ms, 1, 600'000},
       {"database", "group_commit_window_ms", &c.database.group_commit_window_ms, 0, 1'000},
       {"database", "bin_dir", &c.database.bin_dir},
+      {"database", "supervise", &c.database.supervise},
       {"policy", "model_dir", &c.policy.model_dir},
       {"policy", "catalog_dir", &c.policy.catalog_dir},
       {"policy", "default_n", &c.policy.default_n, 1, 100},

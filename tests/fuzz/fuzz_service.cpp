@@ -39,6 +39,7 @@
 #include "forkcast/env/catalog.hpp"
 #include "forkcast/service/application.hpp"
 #include "forkcast/service/router.hpp"
+#include "framing.hpp"
 
 namespace fs = std::filesystem;
 namespace http = boost::beast::http;
@@ -249,6 +250,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     service::Request request = parser.release();
     const auto lengths = request.count(http::field::content_length);
     if (lengths > 1 || (lengths == 1 && request.count(http::field::transfer_encoding) > 0)) return 0;  // 400 + close
+    if (service::transfer_coding_problem(request)) return 0;  // 400 or 501 + close, as the server does
     service::Response response;
     try {
       response = call(request);

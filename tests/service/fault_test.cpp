@@ -25,7 +25,9 @@ using nlohmann::json;
 using namespace std::chrono_literals;
 
 TEST(ServiceFault, PostgresStopsUnderLoadAndComesBack) {
-  st::ServeProcess server({"FORKCAST_DATABASE__CHECKOUT_TIMEOUT_MS=1000"});
+  // Supervision off: this test measures the service through an outage that lasts (serve
+  // would otherwise start its instance again at once; ServeKeepsItsOwnDatabaseUp tests that).
+  st::ServeProcess server({"FORKCAST_DATABASE__CHECKOUT_TIMEOUT_MS=1000", "FORKCAST_DATABASE__SUPERVISE=false"});
   const int port = server.port();
   const pid_t pid = server.pid();
   constexpr int kClients = 4;

@@ -128,7 +128,9 @@ TEST(DqnResume, ResumingFromACheckpointIsBitExact) {
     EXPECT_EQ(a.at("online.params").as<float>(), b.at("online.params").as<float>()) << name;
     EXPECT_EQ(a.at("adam.v").as<float>(), b.at("adam.v").as<float>()) << name;
     EXPECT_EQ(a.at("best.params").as<float>(), b.at("best.params").as<float>()) << name;
-    if (variant == 2) EXPECT_EQ(a.at("latent.params").as<float>(), b.at("latent.params").as<float>());
+    if (variant == 2) {
+      EXPECT_EQ(a.at("latent.params").as<float>(), b.at("latent.params").as<float>());
+    }
     EXPECT_EQ(a.metadata.at("step"), b.metadata.at("step"));
   }
 }

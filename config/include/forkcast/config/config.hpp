@@ -53,6 +53,7 @@ struct DatabaseConfig {
   int checkout_timeout_ms = 2'000;
   int group_commit_window_ms = 2;
   std::string bin_dir;  // PostgreSQL programs (initdb, pg_ctl); empty: found automatically
+  bool supervise = true;  // serve restarts the local instance it started (db/supervisor.hpp)
 };
 
 struct PolicyConfig {
