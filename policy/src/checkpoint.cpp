@@ -262,6 +262,11 @@ class Parser {
     if (header.empty() || header.front() != '{') {
       fail("header does not start with '{'");
     }
+    // JSON text holds no raw NUL (a string writes it \u0000), and nlohmann's reader would
+    // take one for the end of its input, accepting whatever follows it unread.
+    if (const auto nul = header.find('\0'); nul != std::string_view::npos) {
+      fail("header has a NUL byte (byte " + std::to_string(nul) + " of the header)");
+    }
     check_nesting(header);
     // nlohmann keeps the last of repeated keys silently; a repeated tensor name would lose a
     // tensor, so the parse callback records the first repeat of any key at any depth.

@@ -499,6 +499,27 @@ TEST(SafetensorsRobustness, CorruptedHeaderBytesOnlyEverThrowCheckpointError) {
   EXPECT_EQ(changed_padding, 0);
 }
 
+// Found while writing the unit tests of issue 17: a NUL byte written over the header's
+// padding (or anywhere after its JSON) was accepted, because the JSON reader takes a NUL for
+// the end of its input and never looked at what followed.
+TEST(SafetensorsRobustness, ANulByteInTheHeaderIsRejected) {
+  const auto bytes = serialize_safetensors(sample_checkpoint());
+  std::uint64_t header_len = 0;
+  for (int i = 0; i < 8; ++i) header_len |= std::to_integer<std::uint64_t>(bytes[i]) << (8 * i);
+  // The header's last byte (padding or its closing brace), then one inside its JSON: both
+  // are refused, naming the byte.
+  for (const std::size_t at : {static_cast<std::size_t>(8 + header_len - 1), std::size_t{9}}) {
+    auto corrupt = bytes;
+    corrupt[at] = std::byte{0};
+    try {
+      (void)parse_safetensors(corrupt, kSource);
+      ADD_FAILURE() << "a NUL at byte " << at << " was accepted";
+    } catch (const CheckpointError& e) {
+      EXPECT_NE(std::string(e.what()).find("NUL byte"), std::string::npos) << e.what();
+    }
+  }
+}
+
 TEST(SafetensorsRobustness, RandomMutationsOnlyEverThrowCheckpointError) {
   const auto original = serialize_safetensors(sample_checkpoint());
   std::mt19937_64 rng(1234);
