@@ -15,6 +15,7 @@
 #include "forkcast/env/mealsim.hpp"
 #include "forkcast/evaluation/served_policy.hpp"
 #include "api.hpp"
+#include "user_directory.hpp"
 #include "pg_test_support.hpp"
 #include "service_test_support.hpp"
 
@@ -69,6 +70,10 @@ TEST(ServedPolicy, EvaluationAndTheServiceRouteMakeTheSameDecisions) {
       forkcast::policy::PolicySnapshot::load(st::serving_model(), catalog, "served"), options.config.exploration);
 
   const int hours[fe::kNumSlots] = {8, 12, 18, 22};
+  // The service's day starts at 04:00 local time (user_directory.hpp): before then, a user
+  // created now is on yesterday's day, so the simulated week starts there too.
+  const auto utc_today = std::chrono::floor<std::chrono::days>(std::chrono::system_clock::now()).time_since_epoch().count();
+  const int first_day = static_cast<int>(forkcast::service::local_day(forkcast::db::now_timestamp(), 0) - utc_today);
   int users = 0, decisions = 0, explored = 0;
   for (std::uint64_t seed = 11; users < 3; ++seed) {
     sim.reset(seed);
@@ -77,7 +82,7 @@ TEST(ServedPolicy, EvaluationAndTheServiceRouteMakeTheSameDecisions) {
     ++users;
     const std::string user_id = created.body["id"], token = created.body["token"];
     for (int t = 0; !sim.done(); ++t) {
-      const int day = t / fe::kNumSlots;
+      const int day = first_day + t / fe::kNumSlots;
       const auto slot = static_cast<std::size_t>(sim.tracker().slot());
       const std::string time = at_utc(day, hours[slot], 15);
       const auto reply = st::call_json(app, verb::post, "/v1/recommendations",
