@@ -66,6 +66,7 @@ void run_serve(const GlobalOptions& global, const ServeCli& cli) {
     service::ApplicationOptions options;
     options.config = config;
     options.default_model = std::filesystem::path(config.policy.model_dir) / "mealsim-dqn-default.safetensors";
+    options.decision_journal_dir = config.server.decision_journal_dir;
     service::Application app(options, catalog, database, engine.get());
     // The instance this process started is kept up while it serves: restarted after a
     // crash, its connections released when it shuts down (db/supervisor.hpp).

@@ -53,6 +53,7 @@ std::vector<Field> fields_of(Config& c) {
       {"server", "rate_limit_per_second", &c.server.rate_limit_per_second, 0.001, 1e9},
       {"server", "rate_limit_burst", &c.server.rate_limit_burst, 1, 1'000'000'000},
       {"server", "decision_log_queue", &c.server.decision_log_queue, 1, 100'000'000},
+      {"server", "decision_journal_dir", &c.server.decision_journal_dir},
       {"server", "user_cache_size", &c.server.user_cache_size, 1, 100'000'000},
       {"server", "seed", &c.server.seed, 0, 9e18},
       {"database", "url", &c.database.url},

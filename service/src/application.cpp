@@ -6,6 +6,7 @@
 #include <random>
 
 #include "api.hpp"
+#include "decision_journal.hpp"
 #include "decision_log.hpp"
 #include "forkcast/db/errors.hpp"
 #include "forkcast/policy/checkpoint.hpp"
@@ -31,6 +32,30 @@ std::uint64_t splitmix64(std::uint64_t z) {
   return z ^ (z >> 31);
 }
 
+// Opens the journal and stores what an earlier process left in it, before anything is
+// served: feedback on a decision answered just before a crash then finds it.
+std::unique_ptr<DecisionJournal> open_journal(const std::filesystem::path& dir, const env::Catalog& catalog,
+                                              db::DecisionRepository& decisions, Metrics& metrics) {
+  if (dir.empty()) return nullptr;
+  std::unique_ptr<DecisionJournal> journal;
+  try {
+    journal = std::make_unique<DecisionJournal>(dir, meal_ids_of(catalog));
+  } catch (const JournalError& e) {
+    throw StartupError(e.what());
+  }
+  const JournalReplay replayed = journal->replay(decisions);
+  if (replayed.segments > 0) {
+    spdlog::info(
+        "decision journal: {} decisions in {} segments left by an earlier process; {} stored now, {} were stored "
+        "already, {} refused; {} torn bytes at the end",
+        replayed.decisions, replayed.segments, replayed.stored, replayed.decisions - replayed.stored - replayed.dropped,
+        replayed.dropped, replayed.torn_bytes);
+  }
+  if (replayed.undecodable > 0) spdlog::error("decision journal: {} frames could not be decoded", replayed.undecodable);
+  metrics.decisions_replayed().Increment(static_cast<double>(replayed.stored));
+  return journal;
+}
+
 std::int64_t steady_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch())
       .count();
@@ -47,9 +72,10 @@ Application::Application(ApplicationOptions options, const env::Catalog& catalog
       metrics_(std::make_unique<Metrics>(route_names())),
       users_(std::make_unique<UserDirectory>(catalog, options_.config.mealsim, database, *metrics_,
                                              static_cast<std::size_t>(options_.config.server.user_cache_size))),
+      journal_(open_journal(options_.decision_journal_dir, catalog, database.decisions(), *metrics_)),
       decision_log_(std::make_unique<DecisionLog>(database.decisions(), catalog,
                                                   static_cast<std::size_t>(options_.config.server.decision_log_queue),
-                                                  *metrics_)),
+                                                  *metrics_, journal_.get())),
       rate_limiter_(std::make_unique<RateLimiter>(options_.config.server.rate_limit_per_second,
                                                   options_.config.server.rate_limit_burst)),
       rng_counter_(options_.config.server.seed != 0 ? static_cast<std::uint64_t>(options_.config.server.seed)

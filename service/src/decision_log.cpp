@@ -8,7 +8,9 @@
 #include <algorithm>
 #include <cmath>
 
+#include "decision_journal.hpp"
 #include "forkcast/db/errors.hpp"
+#include "journal_record.hpp"
 #include "metrics.hpp"
 
 namespace forkcast::service {
@@ -23,35 +25,11 @@ constexpr auto kRetryMin = std::chrono::milliseconds(50);
 constexpr auto kRetryMax = std::chrono::milliseconds(1000);
 }  // namespace
 
-db::Decision to_stored(const PendingDecision& p, const env::Catalog& catalog) {
-  db::Decision d;
-  d.event_id = p.event_id;
-  db::NewDecision& n = d.logged;
-  n.user_id = p.user_id;
-  n.decided_at = p.decided_at;
-  n.slot = static_cast<db::Slot>(p.slot);
-  n.model_version = p.model_version;
-  n.policy = "epsilon_greedy";
-  n.epsilon = p.epsilon;
-  n.candidates.reserve(p.candidates.size());
-  n.scores.reserve(p.candidates.size());
-  for (std::size_t i = 0; i < p.candidates.size(); ++i) {
-    n.candidates.push_back(catalog.meals()[static_cast<std::size_t>(p.candidates[i])].id);
-    n.scores.push_back(p.scores[i]);  // floats: stored as the float's shortest text
-  }
-  n.probabilities = p.probabilities;  // exact: they must sum to 1
-  n.chosen = n.candidates[p.chosen];
-  for (const std::size_t r : p.ranked) n.ranked.push_back(n.candidates[r]);
-  n.state_features.reserve(p.observation.size());
-  for (const float x : p.observation) n.state_features.push_back(x);
-  n.context = {{"draw_seed", p.draw_seed}, {"step", p.step}, {"greedy", n.candidates[p.greedy]}, {"n", p.n}};
-  return d;
-}
-
 DecisionLog::DecisionLog(db::DecisionRepository& repository, const env::Catalog& catalog, std::size_t capacity,
-                         Metrics& metrics)
+                         Metrics& metrics, DecisionJournal* journal)
     : repository_(repository),
-      catalog_(catalog),
+      meal_ids_(meal_ids_of(catalog)),
+      journal_(journal),
       capacity_(capacity),
       metrics_(metrics),
       writer_([this] { run_writer(); }),
@@ -67,17 +45,34 @@ PendingDecision DecisionLog::acquire() {
   return recycled;
 }
 
-std::uint64_t DecisionLog::enqueue(PendingDecision decision) {
-  std::lock_guard lock(mutex_);
-  if (queue_.size() + writing_ >= capacity_ || stopping_) {
-    metrics_.decisions_log_failed().Increment();
-    return 0;
+Enqueued DecisionLog::enqueue(PendingDecision decision) {
+  // Encoded before the decision moves into the queue, into a per-thread buffer that keeps
+  // its capacity: journaling allocates nothing once warm.
+  thread_local std::string frame;
+  if (journal_ != nullptr) {
+    frame.clear();
+    journal::append_decision_frame(decision, frame);
   }
-  queue_.push_back(std::move(decision));
-  metrics_.decision_log_queue().Set(static_cast<double>(queue_.size() + writing_));
-  // Wake the writer only when it may be asleep on an empty queue, or when a batch is full.
-  if (queue_.size() == 1 || queue_.size() == kMaxBatch) work_cv_.notify_one();
-  return next_sequence_++;
+  Enqueued result;
+  {
+    std::lock_guard lock(mutex_);
+    if (queue_.size() + writing_ >= capacity_ || stopping_) {
+      metrics_.decisions_log_failed().Increment();
+      return result;
+    }
+    queue_.push_back(std::move(decision));
+    metrics_.decision_log_queue().Set(static_cast<double>(queue_.size() + writing_));
+    // Wake the writer only when it may be asleep on an empty queue, or when a batch is full.
+    if (queue_.size() == 1 || queue_.size() == kMaxBatch) work_cv_.notify_one();
+    result.sequence = next_sequence_++;
+  }
+  // Outside the log's lock (the writer and storer need it); the journal has its own. If the
+  // storer stores this decision before the append lands, the frame just outlives its need.
+  if (journal_ != nullptr) {
+    result.journaled = journal_->append(result.sequence, frame);
+    if (!result.journaled) metrics_.decisions_journal_failed().Increment();
+  }
+  return result;
 }
 
 bool DecisionLog::wait_stored(std::uint64_t sequence, std::chrono::steady_clock::time_point deadline) {
@@ -114,6 +109,13 @@ void DecisionLog::stop(std::chrono::steady_clock::time_point deadline) {
     spdlog::error("decision log: {} decisions could not be stored before shutdown", queue_.size());
     metrics_.decisions_log_failed().Increment(static_cast<double>(queue_.size()));
   }
+  if (journal_ == nullptr) return;
+  if (handled_through_ + 1 == next_sequence_) {
+    journal_->release_all();  // everything is stored: a clean shutdown leaves no journal
+  } else {
+    spdlog::warn("decision log: the journal in {} keeps the {} decisions not stored, for the next start",
+                 journal_->directory().string(), next_sequence_ - 1 - handled_through_);
+  }
 }
 
 bool DecisionLog::past_stop_deadline() const { return stopping_ && std::chrono::steady_clock::now() >= stop_deadline_; }
@@ -122,7 +124,7 @@ DecisionLog::ReadyBatch DecisionLog::prepare(std::span<const PendingDecision> de
   ReadyBatch batch;
   batch.count = decisions.size();
   batch.rows.reserve(decisions.size());
-  for (const auto& p : decisions) batch.rows.push_back(to_stored(p, catalog_));
+  for (const auto& p : decisions) batch.rows.push_back(to_stored(p, meal_ids_));
   try {
     batch.encoded = db::DecisionRepository::encode_batch(batch.rows);
     return batch;
@@ -229,11 +231,16 @@ void DecisionLog::run_storer() {
         backoff = std::min(backoff * 2, kRetryMax);
       }
     }
-    std::lock_guard lock(mutex_);
-    handled_through_ += batch.count;
-    writing_ -= batch.count;
-    metrics_.decision_log_queue().Set(static_cast<double>(queue_.size() + writing_));
+    std::uint64_t handled = 0;
+    {
+      std::lock_guard lock(mutex_);
+      handled_through_ += batch.count;
+      handled = handled_through_;
+      writing_ -= batch.count;
+      metrics_.decision_log_queue().Set(static_cast<double>(queue_.size() + writing_));
+    }
     done_cv_.notify_all();
+    if (journal_ != nullptr) journal_->release_through(handled);
   }
 }
 

@@ -10,6 +10,9 @@
 //   - a batch that fails its checks (writer) or that the database rejects for its content
 //     (storer) is retried one decision at a time, so only the bad decision is lost — logged
 //     and counted.
+// Crash safety: with a DecisionJournal (decision_journal.hpp) every queued decision is also
+// appended to a local file before enqueue returns, and released once stored; a process
+// killed before the log caught up leaves the journal for the next one to replay.
 // Feedback on a decision first waits until that decision is stored (wait_stored), so the
 // feedback row's foreign key always finds it.
 //
@@ -30,49 +33,33 @@
 
 #include "forkcast/db/repositories.hpp"
 #include "forkcast/env/catalog.hpp"
-#include "forkcast/env/observation.hpp"
+#include "pending_decision.hpp"
 
 namespace forkcast::service {
 
+class DecisionJournal;
 class Metrics;
 
-// A decision as the request path hands it over: catalog indices and raw numbers, so that the
-// request pays for three small copies, not for a hundred strings; the writer thread turns
-// it into a db::Decision (meal ids, rounded numbers) just before storing.
-struct PendingDecision {
-  std::string event_id;
-  std::string user_id;
-  db::Timestamp decided_at{};
-  env::Slot slot = env::Slot::breakfast;
-  std::string model_version;
-  double epsilon = 0;
-  std::vector<std::int32_t> candidates;  // catalog indices
-  std::vector<float> scores;             // per candidate
-  std::vector<double> probabilities;     // per candidate
-  std::size_t chosen = 0;                // index into candidates
-  std::size_t greedy = 0;                // index into candidates
-  std::vector<std::size_t> ranked;       // indices into candidates, in rank order
-  std::array<float, env::kObservationSize> observation{};
-  std::uint64_t draw_seed = 0;
-  std::int64_t step = 0;
-  int n = 0;
+// What became of a decision handed to enqueue().
+struct Enqueued {
+  std::uint64_t sequence = 0;  // > 0: queued for storing; 0: refused (queue full, shutting down)
+  bool journaled = false;      // also in the crash journal (survives a crash of the process)
 };
-
-// The row stored for a pending decision (meal ids from the catalog; scores and features are
-// the float32 values, which the repository writes as their shortest float text).
-db::Decision to_stored(const PendingDecision& pending, const env::Catalog& catalog);
 
 class DecisionLog {
  public:
-  DecisionLog(db::DecisionRepository& repository, const env::Catalog& catalog, std::size_t capacity, Metrics& metrics);
+  // `journal` (may be null: no crash safety) must outlive the log; the log releases what it
+  // stored and, after a shutdown that stored everything, empties it.
+  DecisionLog(db::DecisionRepository& repository, const env::Catalog& catalog, std::size_t capacity, Metrics& metrics,
+              DecisionJournal* journal = nullptr);
   ~DecisionLog();  // stops both threads after a last attempt to drain (see stop)
 
   // A PendingDecision to fill and enqueue: a recycled one whose vectors and strings keep
   // their capacity (contents unspecified: assign every field), or a new one.
   PendingDecision acquire();
-  // Queues a decision (event_id and decided_at set). Returns its sequence number (> 0),
-  // or 0 when the queue is full. Never blocks on the database.
-  std::uint64_t enqueue(PendingDecision decision);
+  // Queues a decision (event_id and decided_at set) and journals it. Never blocks on the
+  // database; the journal's append is one write(2).
+  Enqueued enqueue(PendingDecision decision);
   // Waits until decision `sequence` has been stored or given up on (true when stored or
   // dropped, false at the deadline).
   bool wait_stored(std::uint64_t sequence, std::chrono::steady_clock::time_point deadline);
@@ -102,7 +89,8 @@ class DecisionLog {
   void store(const ReadyBatch& batch);
 
   db::DecisionRepository& repository_;
-  const env::Catalog& catalog_;
+  const std::vector<std::string> meal_ids_;  // the catalog's, in index order
+  DecisionJournal* const journal_;
   const std::size_t capacity_;
   Metrics& metrics_;
   mutable std::mutex mutex_;

@@ -45,6 +45,10 @@ Metrics::Metrics(const std::vector<std::string_view>& route_names)
   decisions_logged_ = counter("forkcast_decisions_logged_total", "Decisions committed to the decision log");
   decisions_log_failed_ = counter("forkcast_decisions_log_failed_total",
                                   "Decisions that could not be logged (queue full or rejected by the database)");
+  decisions_journal_failed_ = counter("forkcast_decisions_journal_failed_total",
+                                      "Decisions logged but not written to the crash journal (disk full, I/O error)");
+  decisions_replayed_ = counter("forkcast_decisions_replayed_total",
+                                "Decisions found in the crash journal at startup and stored then");
   feedback_committed_ = counter("forkcast_feedback_committed_total", "Feedback writes acknowledged after COMMIT");
   feedback_duplicates_ = counter("forkcast_feedback_duplicates_total", "Feedback writes whose idempotency key was already stored");
   recommendations_ = counter("forkcast_recommendations_total", "Recommendations served");

@@ -28,6 +28,8 @@ class Metrics {
 
   prometheus::Counter& decisions_logged() { return *decisions_logged_; }
   prometheus::Counter& decisions_log_failed() { return *decisions_log_failed_; }
+  prometheus::Counter& decisions_journal_failed() { return *decisions_journal_failed_; }
+  prometheus::Counter& decisions_replayed() { return *decisions_replayed_; }
   prometheus::Counter& feedback_committed() { return *feedback_committed_; }
   prometheus::Counter& feedback_duplicates() { return *feedback_duplicates_; }
   prometheus::Counter& recommendations() { return *recommendations_; }
@@ -62,6 +64,8 @@ class Metrics {
   std::mutex other_mutex_;  // rare statuses
   prometheus::Counter* decisions_logged_;
   prometheus::Counter* decisions_log_failed_;
+  prometheus::Counter* decisions_journal_failed_;
+  prometheus::Counter* decisions_replayed_;
   prometheus::Counter* feedback_committed_;
   prometheus::Counter* feedback_duplicates_;
   prometheus::Counter* recommendations_;

@@ -132,7 +132,7 @@ Response recommend(Application& app, const Request& request, Call& call, const R
   PendingDecision decision = app.decision_log().acquire();  // recycled: assign every field
   double epsilon = 0;
   std::int64_t step = 0;
-  bool logged = false;
+  Enqueued logged;
   std::string event_id;
   env::Slot served_slot = env::Slot::breakfast;
   std::optional<AdviceRequest> advice_request;
@@ -201,14 +201,14 @@ Response recommend(Application& app, const Request& request, Call& call, const R
       append_reasons(meals, meal, *session, decided.recency[i]);
       meals.push_back('}');
     }
-    recent.log_sequence = app.decision_log().enqueue(std::move(decision));
+    logged = app.decision_log().enqueue(std::move(decision));
+    recent.log_sequence = logged.sequence;
     session->recent.push_back(std::move(recent));
     if (session->recent.size() > UserDirectory::kRecentDecisions) session->recent.pop_front();
     ++session->decisions;
     app.metrics().recommendations().Increment();
     if (chosen != decided.greedy) app.metrics().explored().Increment();
     app.metrics().epsilon().Set(epsilon);
-    logged = session->recent.back().log_sequence != 0;
     if (with_advice) {
       advice_request = make_advice_request(*session, catalog.meals()[static_cast<std::size_t>(candidates[chosen])], slot);
     }
@@ -229,9 +229,10 @@ Response recommend(Application& app, const Request& request, Call& call, const R
   }
   text.push_back('}');
   response.prepare_payload();
-  // The decision could not be queued for the log (queue full): say so rather than drop it
-  // silently; feedback on this event will be refused (404).
-  response.set("X-Forkcast-Decision-Log", logged ? "queued" : "failed");
+  // journaled: queued and in the crash journal; queued: not journaled (no journal, or it
+  // cannot be written), lost if the process dies in the next milliseconds; failed: the
+  // queue was full, the decision is not logged and feedback on it will be refused (404).
+  response.set("X-Forkcast-Decision-Log", logged.journaled ? "journaled" : logged.sequence != 0 ? "queued" : "failed");
   return response;
 }
 

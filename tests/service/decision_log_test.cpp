@@ -83,7 +83,7 @@ class DecisionLogTest : public ::testing::Test {
 
 TEST_F(DecisionLogTest, ToStoredNamesMealsByCatalogId) {
   const auto pending = decision(7);
-  const db::Decision row = svc::to_stored(pending, catalog());
+  const db::Decision row = svc::to_stored(pending, svc::meal_ids_of(catalog()));
   EXPECT_EQ(row.event_id, pending.event_id);
   const auto& n = row.logged;
   EXPECT_EQ(n.user_id, user_id_);
@@ -113,7 +113,7 @@ TEST_F(DecisionLogTest, QueuedDecisionsAreStoredAsTheyWereQueued) {
   for (int k = 0; k < 5; ++k) {
     auto d = decision(k);
     ids.push_back(d.event_id);
-    const std::uint64_t sequence = decisions->enqueue(std::move(d));
+    const std::uint64_t sequence = decisions->enqueue(std::move(d)).sequence;
     EXPECT_GT(sequence, previous);
     previous = sequence;
   }
@@ -141,7 +141,7 @@ TEST_F(DecisionLogTest, QueuedDecisionsAreStoredAsTheyWereQueued) {
 
 TEST_F(DecisionLogTest, WaitingForADecisionNeverQueuedTimesOut) {
   auto decisions = log();
-  const std::uint64_t sequence = decisions->enqueue(decision(0));
+  const std::uint64_t sequence = decisions->enqueue(decision(0)).sequence;
   ASSERT_TRUE(decisions->wait_stored(sequence, Clock::now() + 10s));
   EXPECT_TRUE(decisions->wait_stored(sequence, Clock::now()));  // stored already: no wait
   const auto start = Clock::now();
@@ -163,15 +163,15 @@ TEST_F(DecisionLogTest, WhileTheDatabaseIsDownAFullQueueRefusesInsteadOfGrowing)
   for (int k = 0; k < 3; ++k) {
     auto d = decision(k);
     accepted.push_back(d.event_id);
-    last = decisions.enqueue(std::move(d));
+    last = decisions.enqueue(std::move(d)).sequence;
     ASSERT_GT(last, 0U) << k;
   }
   // The storer keeps the batch and retries: the queue holds three, the fourth is refused at once.
   auto refused = decision(3);
   const std::string refused_id = refused.event_id;
   const auto start = Clock::now();
-  EXPECT_EQ(decisions.enqueue(std::move(refused)), 0U);
-  EXPECT_EQ(decisions.enqueue(decision(4)), 0U);
+  EXPECT_EQ(decisions.enqueue(std::move(refused)).sequence, 0U);
+  EXPECT_EQ(decisions.enqueue(decision(4)).sequence, 0U);
   EXPECT_LT(Clock::now() - start, 1s);  // never blocks on the database
   EXPECT_EQ(decisions.queued(), 3U);
   EXPECT_EQ(decisions.last_enqueued(), last);
@@ -185,7 +185,7 @@ TEST_F(DecisionLogTest, WhileTheDatabaseIsDownAFullQueueRefusesInsteadOfGrowing)
   EXPECT_FALSE(database->decisions().find(refused_id));
   EXPECT_EQ(failed(), 2.0);  // the three waited, none was lost
   // With room again, decisions are accepted.
-  const std::uint64_t again = decisions.enqueue(decision(5));
+  const std::uint64_t again = decisions.enqueue(decision(5)).sequence;
   EXPECT_GT(again, last);
   EXPECT_TRUE(decisions.wait_stored(again, Clock::now() + 10s));
   decisions.stop(Clock::now() + 5s);
@@ -197,7 +197,7 @@ TEST_F(DecisionLogTest, ABadDecisionIsDroppedAloneAndCounted) {
   bad_pmf.probabilities = {0.25, 0.25, 0.25};              // no pmf: refused before any SQL
   unknown_user.user_id = "01900000-0000-7000-8000-00000000dead";  // refused by the foreign key
   const std::vector<std::string> ids{good_a.event_id, bad_pmf.event_id, unknown_user.event_id, good_b.event_id};
-  for (auto* d : {&good_a, &bad_pmf, &unknown_user, &good_b}) ASSERT_GT(decisions->enqueue(std::move(*d)), 0U);
+  for (auto* d : {&good_a, &bad_pmf, &unknown_user, &good_b}) ASSERT_GT(decisions->enqueue(std::move(*d)).sequence, 0U);
   // A dropped decision counts as handled: waiting for the last one does not hang.
   ASSERT_TRUE(decisions->wait_stored(decisions->last_enqueued(), Clock::now() + 10s));
   EXPECT_TRUE(database_->decisions().find(ids[0]));
@@ -214,10 +214,10 @@ TEST_F(DecisionLogTest, StopStoresWhatWasAcceptedThenRefuses) {
   for (int k = 0; k < 20; ++k) {
     auto d = decision(k);
     ids.push_back(d.event_id);
-    ASSERT_GT(decisions->enqueue(std::move(d)), 0U);
+    ASSERT_GT(decisions->enqueue(std::move(d)).sequence, 0U);
   }
   decisions->stop(Clock::now() + 10s);
   for (const auto& id : ids) EXPECT_TRUE(database_->decisions().find(id)) << id;
-  EXPECT_EQ(decisions->enqueue(decision(99)), 0U);
+  EXPECT_EQ(decisions->enqueue(decision(99)).sequence, 0U);
   EXPECT_EQ(failed(), 1.0);
 }

@@ -64,7 +64,7 @@ TEST(ServiceE2E, AUsersFlowOverHttpThenSigtermExitsCleanly) {
   auto r = c.read_response();
   ASSERT_TRUE(r);
   ASSERT_EQ(r->status, 200U) << r->body;
-  EXPECT_EQ(r->headers["x-forkcast-decision-log"], "queued");
+  EXPECT_EQ(r->headers["x-forkcast-decision-log"], "journaled");
   EXPECT_FALSE(r->headers["x-request-id"].empty());
   const json rec = parse(r->body);
   ASSERT_EQ(rec["meals"].size(), 3U);

@@ -125,7 +125,7 @@ json profile_body() {
 namespace {
 
 pid_t spawn_with_env(const std::vector<std::string>& args, const std::vector<std::string>& extra_env,
-                     const fs::path& log_file) {
+                     const fs::path& log_file, bool append_log = false) {
   std::vector<std::string> env_strings;
   for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
   for (const auto& e : extra_env) env_strings.push_back(e);
@@ -137,7 +137,7 @@ pid_t spawn_with_env(const std::vector<std::string>& args, const std::vector<std
   argv.push_back(nullptr);
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, log_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_addopen(&actions, 1, log_file.c_str(), O_WRONLY | O_CREAT | (append_log ? O_APPEND : O_TRUNC), 0644);
   posix_spawn_file_actions_adddup2(&actions, 1, 2);
   pid_t pid = -1;
   const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), envp.data());
@@ -180,9 +180,29 @@ ServeProcess::ServeProcess(std::vector<std::string> extra_env) {
                                   std::string("FORKCAST_SERVER__ADMIN_API_KEY=") + kAdminKey,
                                   "FORKCAST_SERVER__SEED=4242",
                                   "FORKCAST_SERVER__WORKER_THREADS=8",
+                                  "FORKCAST_SERVER__DECISION_JOURNAL_DIR=" + (root_ / "journal").string(),
                                   "FORKCAST_ADVICE__ENABLED=false"};
   for (auto& e : extra_env) env.push_back(std::move(e));
-  pid_ = spawn_with_env({FORKCAST_EXE, "serve", "--port", std::to_string(port_)}, env, root_ / "serve.log");
+  env_ = std::move(env);
+  start(false);
+}
+
+void ServeProcess::kill_hard() {
+  if (exited_) return;
+  ::kill(pid_, SIGKILL);
+  int status = 0;
+  waitpid(pid_, &status, 0);
+  exited_ = true;
+}
+
+void ServeProcess::restart() {
+  if (!exited_) throw std::logic_error("ServeProcess::restart: the server is still running");
+  exited_ = false;
+  start(true);
+}
+
+void ServeProcess::start(bool append_log) {
+  pid_ = spawn_with_env({FORKCAST_EXE, "serve", "--port", std::to_string(port_)}, env_, root_ / "serve.log", append_log);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
   while (std::chrono::steady_clock::now() < deadline) {
     if (!running()) throw std::runtime_error("forkcast serve exited during startup:\n" + log());

@@ -81,11 +81,19 @@ class ServeProcess {
   // Sends SIGTERM and waits up to `deadline` for the exit; the exit status (as waitpid's
   // WEXITSTATUS) or -1 when it did not exit normally in time (then it is killed).
   int terminate(std::chrono::milliseconds deadline);
+  // SIGKILL (a crash) and reap.
+  void kill_hard();
+  // Starts the server again on the same directories, ports and environment (after it
+  // exited); waits for /readyz 200 like the constructor. Its log is appended to.
+  void restart();
   bool running();
   std::string log() const;  // the server's stdout and stderr so far
 
  private:
+  void start(bool append_log);
+
   std::filesystem::path root_;
+  std::vector<std::string> env_;
   int port_ = 0;
   int database_port_ = 0;
   pid_t pid_ = -1;

@@ -41,6 +41,9 @@ struct ServerConfig {
   double rate_limit_per_second = 100;  // per API key (user token, admin key or client address)
   int rate_limit_burst = 200;
   int decision_log_queue = 100'000;  // decisions waiting to be written; when full, responses say so
+  // Where answered decisions are journaled until stored, so a crash loses none (one
+  // directory per serve process; empty: no journal, a crash loses the last few ms).
+  std::string decision_journal_dir = "var/journal";
   int user_cache_size = 100'000;     // users kept in memory; idle ones beyond this are evicted (reloaded on use)
   std::int64_t seed = 0;          // event ids and exploration draws; 0 = from std::random_device
 };

@@ -34,6 +34,7 @@ namespace forkcast::service {
 class Metrics;
 class UserDirectory;
 class DecisionLog;
+class DecisionJournal;
 class RateLimiter;
 
 // The serving model: a snapshot plus what the registry knows about it.
@@ -51,6 +52,10 @@ struct ApplicationOptions {
   // The checkpoint registered and promoted when the registry has no production model.
   std::filesystem::path default_model;  // empty: refuse to start without a production model
   std::string default_model_version = "mealsim-dqn-default";
+  // The crash journal of the decision log (service/src/decision_journal.hpp): decisions an
+  // earlier process left there are stored before the constructor returns. Empty: no journal
+  // (decisions answered in the last milliseconds before a crash are lost).
+  std::filesystem::path decision_journal_dir;
 };
 
 // Startup refused (no model, a model whose file is missing or altered, ...). what() says
@@ -63,9 +68,11 @@ class StartupError : public std::runtime_error {
 class Application {
  public:
   // Loads the production model from the registry (registering and promoting
-  // options.default_model first when there is none) and starts the decision log.
+  // options.default_model first when there is none), replays the decision journal, and
+  // starts the decision log.
   // `advice` may be null: the advice route then answers with template advice.
-  // Throws StartupError, db::DatabaseError.
+  // Throws StartupError (also when the journal directory is unusable or taken by another
+  // process), db::DatabaseError.
   Application(ApplicationOptions options, const env::Catalog& catalog, db::Database& database,
               advice::AdviceEngine* advice = nullptr);
   ~Application();
@@ -117,6 +124,7 @@ class Application {
   advice::AdviceEngine* advice_;
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<UserDirectory> users_;
+  std::unique_ptr<DecisionJournal> journal_;  // before decision_log_, which uses it
   std::unique_ptr<DecisionLog> decision_log_;
   std::unique_ptr<RateLimiter> rate_limiter_;
   std::atomic<std::shared_ptr<const ServingModel>> model_;
