@@ -18,16 +18,34 @@ if(FORKCAST_NATIVE)
   target_compile_options(forkcast_options INTERFACE -march=native)
 endif()
 
+# FORKCAST_BUILD_FUZZ: every library carries libFuzzer's coverage instrumentation
+# (fuzzer-no-link), so a fuzz target that links the project's libraries is guided through
+# their code too; the sanitizers default to address,undefined (a fuzzer without them finds
+# only crashes). The targets themselves link -fsanitize=fuzzer (tests/fuzz/CMakeLists.txt).
+if(FORKCAST_BUILD_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID MATCHES Clang)
+    message(FATAL_ERROR "FORKCAST_BUILD_FUZZ needs clang (libFuzzer is part of clang's compiler-rt); "
+                        "the C++ compiler is ${CMAKE_CXX_COMPILER_ID}. Configure with CC=clang CXX=clang++.")
+  endif()
+  if(NOT FORKCAST_SANITIZE)
+    set(FORKCAST_SANITIZE address,undefined)
+  endif()
+  add_compile_options(-fsanitize=fuzzer-no-link)
+endif()
+
 if(FORKCAST_SANITIZE)
-  if(NOT FORKCAST_SANITIZE MATCHES "^(address|undefined|thread)$")
-    message(FATAL_ERROR "FORKCAST_SANITIZE='${FORKCAST_SANITIZE}' is not one of: address, undefined, thread")
+  # One sanitizer or a comma-separated set; thread excludes address (one shadow memory).
+  if(NOT FORKCAST_SANITIZE MATCHES "^(address|undefined|thread|address,undefined|undefined,address|thread,undefined|undefined,thread)$")
+    message(FATAL_ERROR "FORKCAST_SANITIZE='${FORKCAST_SANITIZE}' is not one of: address, undefined, thread, "
+                        "address,undefined or thread,undefined")
   endif()
   set(_san -fsanitize=${FORKCAST_SANITIZE} -fno-omit-frame-pointer)
-  if(FORKCAST_SANITIZE STREQUAL "undefined")
+  if(FORKCAST_SANITIZE MATCHES "undefined")
+    # A report must fail the test that caused it, not scroll past in its log.
     list(APPEND _san -fno-sanitize-recover=undefined)
   endif()
-  # Sanitizers apply to the whole build so that mixed instrumented/uninstrumented
-  # objects cannot hide a report.
+  # Sanitizers apply to the whole build (llama.cpp and yaml-cpp included) so that mixed
+  # instrumented/uninstrumented objects cannot hide a report.
   add_compile_options(${_san})
   add_link_options(${_san})
 endif()

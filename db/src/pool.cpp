@@ -225,6 +225,17 @@ void Pool::rethrow_as_database_error(Lease& lease) {
         std::string("lost the database connection (a write in flight may or may not have "
                     "committed): ") +
         e.what());
+  } catch (const pqxx::statement_completion_unknown& e) {
+    throw DatabaseUnavailable(std::string("the server could not say whether the statement completed (SQLSTATE "
+                                          "40003); retry with the same idempotency key: ") +
+                              e.what());
+  } catch (const pqxx::transaction_rollback& e) {
+    // Class 40 (deadlock, serialization failure). libpqxx 6 derives these from failure, not
+    // sql_error, so they need their own catch: the transaction was rolled back, and running
+    // it again is safe.
+    throw DatabaseUnavailable(std::string("the database rolled the transaction back (class 40: deadlock or "
+                                          "serialization failure); retrying is safe: ") +
+                              e.what());
   } catch (const pqxx::sql_error& e) {
     if (sqlstate_means_disconnected(e.sqlstate())) {
       lease.mark_broken();
@@ -241,6 +252,11 @@ void Pool::rethrow_as_database_error(Lease& lease) {
     // Deadlocks and serialization failures (class 40), a statement cancelled by its timeout
     // (57014) and a server out of resources (class 53) say nothing about the input: the
     // same statement may succeed when retried, which is what DatabaseUnavailable promises.
+    if (state == "53100") {
+      throw StorageFull(std::string("the database server's disk is full (SQLSTATE 53100); the statement wrote "
+                                    "nothing and succeeds once space is freed: ") +
+                        e.what());
+    }
     if (state.rfind("40", 0) == 0 || state == "57014" || state.rfind("53", 0) == 0) {
       throw DatabaseUnavailable(std::string("the database could not finish the statement now (SQLSTATE ") + state +
                                 "); retrying is safe: " + e.what());

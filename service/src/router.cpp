@@ -307,6 +307,12 @@ Response respond(Application& app, const Request& request, const RequestContext&
     response = error_from(request, http::status::not_found, "not_found", e.what(), api_field(e.field()));
   } catch (const db::ConflictError& e) {
     response = error_from(request, http::status::conflict, "conflict", e.what(), api_field(e.field()));
+  } catch (const db::StorageFull& e) {
+    // The operator's problem, not the client's: say so, and ask for a slower retry.
+    spdlog::warn("request {}: {}", context.request_id, e.what());
+    response = error_from(request, http::status::service_unavailable, "storage_full",
+                          "the database has no disk space left; retry later (with the same idempotency key)", "");
+    response.set(http::field::retry_after, "5");
   } catch (const db::DatabaseUnavailable& e) {
     response = error_from(request, http::status::service_unavailable, "database_unavailable",
                           "the database is unavailable; retry (with the same idempotency key)", "");

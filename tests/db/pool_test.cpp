@@ -123,6 +123,43 @@ TEST(ConnectionPool, AConnectionKilledByTheServerIsReplaced) {
   EXPECT_NE(database.pool().internal().run([](pqxx::connection& c) { return c.backendpid(); }), backend);
 }
 
+TEST(ConnectionPool, ServerErrorsMapToTheErrorThatSaysWhatToDo) {
+  TestInstance pg;
+  fdb::Database database(fdb::DatabaseOptions{pg.url(), 1, 2'000, 2, true});
+  auto raise = [&](const char* sqlstate) {
+    database.pool().internal().run([&](pqxx::connection& c) {
+      pqxx::nontransaction tx(c);
+      tx.exec(std::string("DO $$ BEGIN RAISE EXCEPTION 'raised by the test' USING ERRCODE = '") + sqlstate + "'; END $$");
+      return 0;
+    });
+  };
+  // A full disk: retryable, but named apart (the service answers 503 storage_full).
+  try {
+    raise("53100");
+    FAIL() << "no exception";
+  } catch (const fdb::StorageFull& e) {
+    EXPECT_EQ(e.code(), "storage_full");
+    EXPECT_NE(std::string(e.what()).find("disk is full"), std::string::npos) << e.what();
+  }
+  // Out of memory (class 53, not the disk) is plain unavailability; a deadlock too.
+  for (const char* state : {"53200", "40P01"}) {
+    try {
+      raise(state);
+      FAIL() << state << ": no exception";
+    } catch (const fdb::StorageFull&) {
+      FAIL() << state << " taken for a full disk";
+    } catch (const fdb::DatabaseUnavailable& e) {
+      EXPECT_EQ(e.code(), "database_unavailable") << state;
+    }
+  }
+  // The connection stays usable after each.
+  EXPECT_EQ(database.pool().internal().run([](pqxx::connection& c) {
+    pqxx::nontransaction tx(c);
+    return tx.exec1("SELECT 7")[0].as<int>();
+  }),
+            7);
+}
+
 TEST(ConnectionPool, RejectsBadOptionsNamingThem) {
   EXPECT_THROW(fdb::ConnectionPool(fdb::PoolOptions{"", 1, 100, {}, ""}), std::invalid_argument);
   try {

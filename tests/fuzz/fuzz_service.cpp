@@ -197,13 +197,17 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
   // One user and one recommendation for the placeholders.
   service::Request create{http::verb::post, "/v1/users", 11};
+  create.set(http::field::content_type, "application/json");
   create.body() = R"({"sex":"male","age":40,"height_cm":180,"weight_kg":80,"allergens":["peanuts"]})";
   create.prepare_payload();
-  const json user = json::parse(call(create).body());
+  const auto created = call(create);
+  if (created.result() != http::status::created) finding("cannot create the placeholder user: " + created.body());
+  const json user = json::parse(created.body());
   w.user_id = user.at("id");
   w.token = user.at("token");
   service::Request recommend{http::verb::post, "/v1/recommendations", 11};
   recommend.set(http::field::authorization, "Bearer " + w.token);
+  recommend.set(http::field::content_type, "application/json");
   recommend.body() = json{{"user_id", w.user_id}, {"n", 5}}.dump();
   recommend.prepare_payload();
   w.event_id = json::parse(call(recommend).body()).at("event_id");

@@ -36,7 +36,11 @@ int main(int argc, char** argv) {
 
   try {
     const auto world = forkcast::advice_lm::load_world(data_dir);
-    const auto& [catalog, population, split] = world;
+    // Named references, not a structured binding: lambdas below capture them, which clang
+    // before 16 does not allow for bindings.
+    const auto& catalog = world.catalog;
+    const auto& population = world.population;
+    const auto& split = world.split;
     std::filesystem::create_directories(out_dir);
     {
       std::ofstream held(std::filesystem::path(out_dir) / "heldout_meals.txt");

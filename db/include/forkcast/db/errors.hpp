@@ -7,12 +7,17 @@
 //                                                timeout, the server is down or the
 //                                                connection broke (a transaction may or
 //                                                may not have committed: retry with the
-//                                                same idempotency key)
+//                                                same idempotency key); also a statement
+//                                                the server could not finish now (a
+//                                                deadlock, a timeout, class 53)
+//   "storage_full"          StorageFull          the server's disk is full (SQLSTATE      503
+//                                                53100): a DatabaseUnavailable, retried
+//                                                the same way once space returns
 //   "conflict"              ConflictError        a unique key or a version check failed   409
 //   "not_found"             NotFoundError        a referenced row does not exist          404
 //   "schema_mismatch"       SchemaError          the database schema is newer than this   500
 //                                                binary, or an applied migration changed
-//   "database_error"        DatabaseError        anything else (a bug, a full disk, ...)  500
+//   "database_error"        DatabaseError        anything else (a bug, ...)               500
 //
 // Bad input (a value no database could store: an empty meal id, a probability of 2) is
 // std::invalid_argument naming the field and the value, thrown before any SQL runs (or,
@@ -46,6 +51,18 @@ class DatabaseUnavailable : public DatabaseError {
  public:
   explicit DatabaseUnavailable(const std::string& message)
       : DatabaseError("database_unavailable", message) {}
+
+ protected:
+  DatabaseUnavailable(std::string_view code, const std::string& message) : DatabaseError(code, message) {}
+};
+
+// The database server has no disk space left (SQLSTATE 53100: a table, an index or the
+// WAL could not grow). Nothing was written; the same statement succeeds once space
+// returns, so it is retried like any DatabaseUnavailable, but named apart because an
+// operator, not a retry, fixes it.
+class StorageFull : public DatabaseUnavailable {
+ public:
+  explicit StorageFull(const std::string& message) : DatabaseUnavailable("storage_full", message) {}
 };
 
 // A uniqueness rule or an optimistic version check refused the write. field() names the

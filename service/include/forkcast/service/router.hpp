@@ -8,6 +8,7 @@
 //   std::invalid_argument        400 invalid_argument (bad input the libraries caught)
 //   StartupError                 400 invalid_model (promote: the model cannot be served)
 //   db::NotFoundError            404 not_found       db::ConflictError  409 conflict
+//   db::StorageFull              503 storage_full, with Retry-After: 5 (the database's disk is full)
 //   db::DatabaseUnavailable      503 database_unavailable, with Retry-After
 //   anything else                500 internal_error (logged with the request id)
 //
