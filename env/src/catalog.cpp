@@ -171,6 +171,13 @@ std::string where_of(const std::string& file, const YAML::Node& node) {
   return file + ":" + std::to_string(node.Mark().line + 1);
 }
 
+// A node's text when it is a single value; nullopt for a list, a mapping or nothing (where
+// YAML::Node::as<std::string>() would throw).
+std::optional<std::string> scalar_text(const YAML::Node& node) {
+  if (!node || !node.IsScalar()) return std::nullopt;
+  return node.Scalar();
+}
+
 DietSet derive_diets(const std::vector<Ingredient>& ingredients, const std::vector<Food>& foods,
                      AllergenSet allergens) {
   bool any_meat = false, any_fish = false, any_animal = false;
@@ -237,8 +244,12 @@ std::vector<Meal> parse_meals(const std::filesystem::path& path, const std::vect
       return v;
     };
     for (const auto& kv : node) {
-      const auto key = kv.first.as<std::string>();
-      if (!known_fields.count(key)) errors.push_back(where_of(file, kv.first) + ": unknown field \"" + key + "\"");
+      const auto key = scalar_text(kv.first);
+      if (!key) {
+        errors.push_back(where_of(file, kv.first) + ": a field name must be a single word");
+      } else if (!known_fields.count(*key)) {
+        errors.push_back(where_of(file, kv.first) + ": unknown field \"" + *key + "\"");
+      }
     }
     Meal meal;
     meal.source = where;
@@ -256,7 +267,7 @@ std::vector<Meal> parse_meals(const std::filesystem::path& path, const std::vect
     meal.cost_usd = number("cost_usd", 0, 200);
     if (const auto tags = node["tags"]; tags && tags.IsSequence()) {
       for (const auto& t : tags) {
-        const auto name = t.as<std::string>();
+        const auto name = scalar_text(t).value_or("");
         const auto idx = index_of(kTagNames, name);
         if (!idx) {
           errors.push_back(where_of(file, t) + ": tags: \"" + name + "\" is not a known tag");
@@ -274,13 +285,13 @@ std::vector<Meal> parse_meals(const std::filesystem::path& path, const std::vect
           errors.push_back(iw + ": ingredient needs {ndb: \"NNNNN\", g: grams}");
           continue;
         }
-        const auto ndb = ing["ndb"].as<std::string>();
+        const auto ndb = scalar_text(ing["ndb"]).value_or("");
         auto it = std::find_if(foods.begin(), foods.end(), [&](const Food& f) { return f.ndb_no == ndb; });
         if (it == foods.end()) {
           errors.push_back(iw + ": ndb: \"" + ndb + "\" is not in foods.csv");
           continue;
         }
-        const auto g_text = ing["g"].as<std::string>();
+        const auto g_text = scalar_text(ing["g"]).value_or("");
         char* end = nullptr;
         const double grams = std::strtod(g_text.c_str(), &end);
         if (end != g_text.c_str() + g_text.size() || !(grams > 0 && grams <= 2000)) {

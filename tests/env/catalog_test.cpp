@@ -164,6 +164,26 @@ TEST(CatalogImport, ReportsEveryProblemWithLinesAndChangesNothing) {
   EXPECT_EQ(fe::Catalog::load(kMini).size(), 4U);  // nothing changed
 }
 
+// Found by fuzz_catalog: a list or a mapping where a single value belongs (a tag, an ndb
+// number, grams, a field name) made yaml-cpp throw out of validate_import.
+TEST(CatalogImport, AListOrMappingWhereAValueBelongsIsReportedNotThrown) {
+  const auto c = fe::Catalog::load(kMini);
+  const auto file = fs::temp_directory_path() / "forkcast_import_shapes.yaml";
+  std::ofstream(file) << "meals:\n"
+                         "  - id: odd\n"
+                         "    name: Odd\n    slot: snack\n    cuisine: american\n    prep_min: 1\n"
+                         "    cost_usd: 1\n    tags: [[crunchy]]\n    ingredients:\n"
+                         "      - {ndb: [\"12061\"], g: 30}\n      - {ndb: \"12061\", g: : M}\n"
+                         "    {a: b}: 1\n";
+  std::vector<std::string> problems;
+  ASSERT_NO_THROW(problems = c.validate_import(file));
+  ASSERT_EQ(problems.size(), 4U) << (problems.empty() ? "" : problems[0]);
+  EXPECT_NE(problems[0].find(":12: a field name must be a single word"), std::string::npos) << problems[0];
+  EXPECT_NE(problems[1].find(":8: tags: \"\" is not a known tag"), std::string::npos) << problems[1];
+  EXPECT_NE(problems[2].find(":10: ndb: \"\" is not in foods.csv"), std::string::npos) << problems[2];
+  EXPECT_NE(problems[3].find(":11: g: \"\" is not a weight"), std::string::npos) << problems[3];
+}
+
 TEST(ShippedCatalog, MeetsTheIssueSizeAndPassesCheck) {
   const auto c = fe::Catalog::load(kData);
   std::map<fe::Slot, int> by_slot;
