@@ -4,8 +4,10 @@
 # No Debian 12 package has llama.cpp; the npm package node-llama-cpp ships the llama.cpp
 # release it binds to as a git bundle (llama/gitRelease.bundle). We pin the npm version,
 # the tarball's sha256, the bundle's sha256 and the commit the bundle holds, so that every
-# checkout builds the same llama.cpp. Idempotent: when the pinned commit is already checked
-# out, it does nothing (and needs no network).
+# checkout builds the same llama.cpp. Then it applies scripts/llama-patches/*.patch in name
+# order: fixes of ours to the pinned code (docs/security.md says why each exists), each
+# applied once. Idempotent: when the pinned commit is already checked out and the patches are
+# in, it does nothing (and needs no network).
 #
 # Usage: scripts/fetch_llama.sh [--print-commit]
 #   FORKCAST_LLAMA_DIR set (or a system llama found by CMake) makes this unnecessary; the
@@ -26,7 +28,25 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 dest="$root/third_party/llama.cpp"
 cache="$root/third_party/npm"
 
+# Applies each patch that is not in yet; a patch that neither applies nor is already in
+# means the checkout was edited by hand, and fails loudly rather than building something else.
+apply_patches() {  # <llama.cpp checkout>
+  local patch
+  for patch in "$root"/scripts/llama-patches/*.patch; do
+    [[ -e "$patch" ]] || continue
+    if git -C "$1" apply --reverse --check "$patch" 2>/dev/null; then
+      continue
+    fi
+    if ! git -C "$1" apply "$patch"; then
+      echo "fetch_llama: $patch does not apply to $1; delete $1 to fetch it again" >&2
+      exit 1
+    fi
+    echo "fetch_llama: applied ${patch##*/}"
+  done
+}
+
 if [[ -d "$dest/.git" ]] && [[ "$(git -C "$dest" rev-parse HEAD 2>/dev/null)" == "$kLlamaCommit" ]]; then
+  apply_patches "$dest"
   echo "fetch_llama: third_party/llama.cpp already at ${kLlamaCommit:0:12} (node-llama-cpp $kNpmVersion)"
   exit 0
 fi
@@ -62,6 +82,7 @@ release=$(sed -n 's/.*"tag": *"\([^"]*\)".*/\1/p' "$unpack/package/llama/llama.c
 rm -rf "$dest.tmp"
 git clone --quiet --no-checkout "$bundle" "$dest.tmp"
 git -C "$dest.tmp" -c advice.detachedHead=false checkout --quiet "$kLlamaCommit"
+apply_patches "$dest.tmp"
 rm -rf "$dest"
 mv "$dest.tmp" "$dest"
 rm -rf "$unpack"

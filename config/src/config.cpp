@@ -150,12 +150,27 @@ std::string format_number(double v) {
   return out.str();
 }
 
+// A YAML double-quoted scalar: `config show` output must load back to the same value (a
+// path or key may hold quotes, backslashes or control characters), and error messages
+// quote what they were given the same way.
 std::string quote(std::string_view s) {
-  // Built by append: GCC 12 warns (-Wrestrict, a known false positive) on "\"" + s + "\"".
+  static constexpr char kHex[] = "0123456789abcdef";
   std::string out;
   out.reserve(s.size() + 2);
   out.push_back('"');
-  out.append(s);
+  for (const char c : s) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(c);
+    } else if (byte < 0x20 || byte == 0x7f) {
+      out.append("\\x");
+      out.push_back(kHex[byte >> 4]);
+      out.push_back(kHex[byte & 0xf]);
+    } else {
+      out.push_back(c);
+    }
+  }
   out.push_back('"');
   return out;
 }

@@ -60,6 +60,22 @@ TEST(ConfigLoad, ShowHidesTheDatabaseUrlAndTheAdminKey) {
   EXPECT_NE(shown.find("url: \"<set, hidden>\""), std::string::npos) << shown;
 }
 
+// Found by fuzz_config, 2026-12-07: a string holding a double quote was written into
+// `config show` output unescaped, and the output no longer loaded.
+TEST(ConfigLoad, ShownStringsWithQuotesBackslashesAndControlCharactersLoadBackUnchanged) {
+  fc::Config c;
+  c.policy.model_dir = "d\"omels/policies\"";
+  c.policy.catalog_dir = "C:\\data\\meals";
+  c.server.decision_journal_dir = std::string("var/jour\tnal\x01\x7f") + "/\xc3\xa9t\xc3\xa9";
+  const std::string shown = fc::to_yaml(c);
+  EXPECT_NE(shown.find(R"(model_dir: "d\"omels/policies\"")"), std::string::npos) << shown;
+  const fc::Config back = fc::load_string(shown, "shown.yaml");
+  EXPECT_EQ(back.policy.model_dir, c.policy.model_dir);
+  EXPECT_EQ(back.policy.catalog_dir, c.policy.catalog_dir);
+  EXPECT_EQ(back.server.decision_journal_dir, c.server.decision_journal_dir);
+  EXPECT_EQ(fc::to_yaml(back), shown);
+}
+
 TEST(ConfigValidation, OutOfRangeNamesKeyValueAndRange) {
   const auto msg = error_of([] { fc::load_string("server:\n  port: 70000\n", "f.yaml"); });
   EXPECT_EQ(msg, "f.yaml:2: server.port: 70000 is out of range 1..65535");

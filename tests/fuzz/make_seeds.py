@@ -122,6 +122,15 @@ def main():
                         struct.pack("<IQ", GGUF_STRING, 1) + gguf_string("a b")))
     write("gguf", "gpt2_vocab_merges.gguf", gguf_file(gpt2))
     write("gguf", "truncated_header.gguf", gguf_file(vocab)[:40])
+    # Shapes whose element count overflows int64 on the way (docs/security.md): pinned gguf.cpp
+    # computed the product before its overflow guard (2^32 * 2^32 wraps to 0), and skipped the
+    # guard for a zero dimension although the product in front of it overflows (found by
+    # fuzz_gguf). The files end after the tensor infos: no data of that size can follow.
+    for name, shape in (("regression-element-count-overflow.gguf", [1 << 32, 1 << 32]),
+                        ("regression-element-count-overflow-before-zero.gguf", [1 << 40, 1 << 40, 0])):
+        write("gguf", name, b"GGUF" + struct.pack("<IQQ", 3, 1, 3) + b"".join(vocab[:3])
+              + gguf_string("token_embd.weight") + struct.pack("<I", len(shape))
+              + struct.pack(f"<{len(shape)}Q", *shape) + struct.pack("<IQ", 0, 0))
 
 
 if __name__ == "__main__":
