@@ -9,21 +9,46 @@
 
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include "forkcast/db/errors.hpp"
 
 namespace forkcast::db::detail {
 
+namespace {
+
+// One password-database entry, looked up with the reentrant calls: the supervisor's thread
+// and the main thread both start and stop instances, and getpwnam()/getpwuid() share one
+// static buffer (ThreadSanitizer found the race in InstanceSupervisor's test).
+struct PasswdEntry {
+  passwd entry{};
+  std::vector<char> strings = std::vector<char>(16384);
+  passwd* found = nullptr;
+};
+
+void look_up_name(PasswdEntry& out, const std::string& name) {
+  getpwnam_r(name.c_str(), &out.entry, out.strings.data(), out.strings.size(),
+             &out.found);
+}
+
+void look_up_uid(PasswdEntry& out, uid_t uid) {
+  getpwuid_r(uid, &out.entry, out.strings.data(), out.strings.size(), &out.found);
+}
+
+}  // namespace
+
 RunAs run_as_for(const std::string& service_user) {
   RunAs who;
+  PasswdEntry lookup;
   if (geteuid() != 0) {
     who.uid = geteuid();
     who.gid = getegid();
-    const passwd* self = getpwuid(who.uid);
-    who.name = self != nullptr ? self->pw_name : std::to_string(who.uid);
+    look_up_uid(lookup, who.uid);
+    who.name = lookup.found != nullptr ? lookup.found->pw_name : std::to_string(who.uid);
     return who;
   }
-  const passwd* pw = getpwnam(service_user.c_str());
+  look_up_name(lookup, service_user);
+  const passwd* pw = lookup.found;
   if (pw == nullptr) {
     throw InstanceError(
         "forkcast runs as root and PostgreSQL refuses to: it runs as the system user '" +
