@@ -75,7 +75,7 @@ void run_serve(const GlobalOptions& global, const ServeCli& cli) {
       db::SupervisorOptions supervision;
       supervision.on_restart = [&app] { app.count_database_restart(); };
       supervision.on_restart_failure = [&app](const std::string&) { app.count_database_restart_failure(); };
-      supervision.on_release = [&app] { app.count_database_release(); };
+      supervision.on_release = [&app] { app.release_database_connections(); };
       supervisor.emplace(*local, database.pool(), std::move(supervision));
     }
     service::Server server(app, config.server);

@@ -55,6 +55,8 @@ std::vector<Field> fields_of(Config& c) {
       {"server", "decision_log_queue", &c.server.decision_log_queue, 1, 100'000'000},
       {"server", "decision_journal_dir", &c.server.decision_journal_dir},
       {"server", "user_cache_size", &c.server.user_cache_size, 1, 100'000'000},
+      {"server", "follow_promotions", &c.server.follow_promotions},
+      {"server", "model_check_interval_ms", &c.server.model_check_interval_ms, 10, 3'600'000},
       {"server", "seed", &c.server.seed, 0, 9e18},
       {"database", "url", &c.database.url},
       {"database", "data_dir", &c.database.data_dir},

@@ -20,6 +20,10 @@
 
 namespace forkcast::db::detail {
 
+// `url` with connect_timeout (from timeout_ms, in libpq's whole seconds, at least 2) and
+// application_name added unless it sets them itself: what every connection db/ opens uses.
+std::string connection_string(const std::string& url, int timeout_ms, const std::string& application_name);
+
 // Neither copyable nor movable (it holds a mutex); ConnectionPool owns one.
 class Pool {
  public:

@@ -27,27 +27,6 @@ bool is_uri(std::string_view url) {
   return url.rfind("postgresql://", 0) == 0 || url.rfind("postgres://", 0) == 0;
 }
 
-// The url with connect_timeout and application_name added unless it sets them itself.
-std::string with_defaults(const std::string& url, int checkout_timeout_ms,
-                          const std::string& application_name) {
-  // libpq counts connect_timeout in whole seconds and treats 1 as 2.
-  const int timeout_s = std::max(2, (checkout_timeout_ms + 999) / 1000);
-  std::string out = url;
-  const bool uri = is_uri(url);
-  auto add = [&](std::string_view key, const std::string& value) {
-    if (out.find(std::string(key) + "=") != std::string::npos) return;
-    if (uri) {
-      out += out.find('?') == std::string::npos ? '?' : '&';
-      out += std::string(key) + "=" + url_encode(value);
-    } else {
-      out += " " + std::string(key) + "='" + value + "'";
-    }
-  };
-  add("connect_timeout", std::to_string(timeout_s));
-  if (!application_name.empty()) add("application_name", application_name);
-  return out;
-}
-
 // An idle connection must have nothing to read: the server only talks when asked. Input
 // pending means it sent its goodbye (shutdown, restart, idle timeout, a terminated backend)
 // and closed, so the connection is dead even though libpq does not know it yet. One poll(),
@@ -67,6 +46,25 @@ bool sqlstate_means_disconnected(const std::string& state) {
 }
 
 }  // namespace
+
+std::string connection_string(const std::string& url, int timeout_ms, const std::string& application_name) {
+  // libpq counts connect_timeout in whole seconds and treats 1 as 2.
+  const int timeout_s = std::max(2, (timeout_ms + 999) / 1000);
+  std::string out = url;
+  const bool uri = is_uri(url);
+  auto add = [&](std::string_view key, const std::string& value) {
+    if (out.find(std::string(key) + "=") != std::string::npos) return;
+    if (uri) {
+      out += out.find('?') == std::string::npos ? '?' : '&';
+      out += std::string(key) + "=" + url_encode(value);
+    } else {
+      out += " " + std::string(key) + "='" + value + "'";
+    }
+  };
+  add("connect_timeout", std::to_string(timeout_s));
+  if (!application_name.empty()) add("application_name", application_name);
+  return out;
+}
 
 struct Pool::Slot {
   std::unique_ptr<pqxx::connection> connection;
@@ -89,7 +87,7 @@ Pool::Pool(PoolOptions options) : options_(std::move(options)) {
     throw std::invalid_argument("database.checkout_timeout_ms: " +
                                 std::to_string(options_.checkout_timeout_ms) + " is below 1");
   }
-  conninfo_ = with_defaults(options_.url, options_.checkout_timeout_ms, options_.application_name);
+  conninfo_ = connection_string(options_.url, options_.checkout_timeout_ms, options_.application_name);
   for (int i = 0; i < options_.size; ++i) {
     slots_.push_back(std::make_unique<Slot>());
     free_.push_back(options_.size - 1 - i);  // slot 0 is handed out first

@@ -324,6 +324,71 @@ SELECT id, model_version, method, report::text,
        (extract(epoch FROM created_at) * 1000000)::bigint
 FROM eval_reports WHERE model_version = $1 ORDER BY created_at DESC, id DESC)sql"};
 
+// ---- the learning log (learning_log.hpp) -----------------------------------------------
+// The scan's cursor query reads its range from transaction-local settings that
+// kLearningScanSettings sets first ($1..$4 as text: from_us, to_us, reward_wait_us,
+// next_wait_us): a cursor is DECLAREd with text that cannot carry parameters, and this keeps
+// that text a constant. Columns: the 16 of a decision (as kDecisionById), then the feedback
+// summary (events, accepted, eaten, rejected, skipped, rating, reward, meal_id), the next
+// decision (event_id, decided_us) and the first meal logged against the decision (meal_id,
+// servings).
+const Statement kLearningScanSettings{"learning_scan_settings", R"sql(
+SELECT set_config('forkcast.scan_from_us', $1, true), set_config('forkcast.scan_to_us', $2, true),
+       set_config('forkcast.scan_reward_wait_us', $3, true), set_config('forkcast.scan_next_wait_us', $4, true))sql"};
+
+const char* const kLearningScanQuery = R"sql(
+SELECT d.event_id::text, d.user_id::text, (extract(epoch FROM d.decided_at) * 1000000)::bigint,
+       d.slot, d.model_version, d.policy, d.epsilon, to_json(d.candidates)::text, to_json(d.scores)::text,
+       to_json(d.probabilities)::text, d.chosen, to_json(d.ranked)::text, to_json(d.state_features)::text,
+       to_json(d.candidate_features)::text, d.candidate_feature_dim, d.context::text,
+       f.events, f.accepted, f.eaten, f.rejected, f.skipped, f.rating, f.reward, f.meal_id,
+       n.event_id::text, (extract(epoch FROM n.decided_at) * 1000000)::bigint, m.meal_id, m.servings
+FROM decisions d
+CROSS JOIN LATERAL (
+  SELECT count(*) AS events,
+         coalesce(bool_or(fb.outcome = 'accepted'), false) AS accepted,
+         coalesce(bool_or(fb.outcome = 'eaten'), false) AS eaten,
+         coalesce(bool_or(fb.outcome = 'rejected'), false) AS rejected,
+         coalesce(bool_or(fb.outcome = 'skipped'), false) AS skipped,
+         (array_agg(fb.rating ORDER BY fb.received_at DESC, fb.id DESC) FILTER (WHERE fb.rating IS NOT NULL))[1] AS rating,
+         sum(fb.reward) AS reward,
+         (array_agg(fb.meal_id ORDER BY fb.received_at, fb.id) FILTER (WHERE fb.outcome IN ('accepted', 'eaten')))[1]
+           AS meal_id
+  FROM feedback fb
+  WHERE fb.event_id = d.event_id
+    AND fb.received_at < d.decided_at + current_setting('forkcast.scan_reward_wait_us')::bigint * interval '1 microsecond'
+) f
+LEFT JOIN LATERAL (
+  SELECT d2.event_id, d2.decided_at FROM decisions d2
+  WHERE d2.user_id = d.user_id AND d2.decided_at >= d.decided_at AND (d2.decided_at, d2.event_id) > (d.decided_at, d.event_id)
+  ORDER BY d2.decided_at, d2.event_id LIMIT 1
+) n ON n.decided_at < d.decided_at + current_setting('forkcast.scan_next_wait_us')::bigint * interval '1 microsecond'
+LEFT JOIN LATERAL (
+  SELECT ml.meal_id, ml.servings FROM meal_log ml WHERE ml.event_id = d.event_id ORDER BY ml.eaten_at, ml.id LIMIT 1
+) m ON true
+WHERE d.decided_at >= timestamptz 'epoch' + current_setting('forkcast.scan_from_us')::bigint * interval '1 microsecond'
+  AND d.decided_at < timestamptz 'epoch' + current_setting('forkcast.scan_to_us')::bigint * interval '1 microsecond'
+ORDER BY d.decided_at, d.event_id)sql";
+
+const Statement kWatermarkGet{"watermark_get", R"sql(
+SELECT (extract(epoch FROM decided_before) * 1000000)::bigint FROM learner_watermarks WHERE learner = $1)sql"};
+
+// Compare-and-set: the first cycle inserts (and finds a row there if another was first);
+// later ones update only where the stored mark is the one they started from.
+const Statement kWatermarkInsert{"watermark_insert", R"sql(
+INSERT INTO learner_watermarks (learner, decided_before, cycles)
+VALUES ($1, timestamptz 'epoch' + $2::bigint * interval '1 microsecond', 1)
+ON CONFLICT (learner) DO NOTHING RETURNING learner)sql"};
+
+const Statement kWatermarkAdvance{"watermark_advance", R"sql(
+UPDATE learner_watermarks
+SET decided_before = timestamptz 'epoch' + $3::bigint * interval '1 microsecond', cycles = cycles + 1, updated_at = now()
+WHERE learner = $1 AND decided_before = timestamptz 'epoch' + $2::bigint * interval '1 microsecond'
+RETURNING learner)sql"};
+
+const Statement kLearnerTryLock{"learner_try_lock", R"sql(
+SELECT pg_try_advisory_lock(1718775145, hashtext($1)))sql"};
+
 const Statement* const kAll[] = {
     &kUserInsert,
     &kUserById,
@@ -362,6 +427,10 @@ const Statement* const kAll[] = {
     &kReportInsert,
     &kReportById,
     &kReportsForModel,
+    &kLearningScanSettings,
+    &kWatermarkGet,
+    &kWatermarkInsert,
+    &kWatermarkAdvance,
 };
 const int kAllCount = static_cast<int>(sizeof kAll / sizeof kAll[0]);
 

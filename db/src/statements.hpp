@@ -61,6 +61,14 @@ extern const Statement kReportInsert;
 extern const Statement kReportById;
 extern const Statement kReportsForModel;
 
+// the learning log
+extern const Statement kLearningScanSettings;
+extern const char* const kLearningScanQuery;  // DECLAREd as a cursor, not prepared
+extern const Statement kWatermarkGet;
+extern const Statement kWatermarkInsert;
+extern const Statement kWatermarkAdvance;
+extern const Statement kLearnerTryLock;  // on the lock's own connection, not the pool's
+
 // All of the above, for the pool.
 extern const Statement* const kAll[];
 extern const int kAllCount;

@@ -122,14 +122,7 @@ double MealSim::accept_probability(Action meal) const {
   return sigmoid(utility(catalog_->meals()[static_cast<std::size_t>(meal)]));
 }
 
-double MealSim::adherence(const Nutrients& day) const {
-  const double kcal_target = tracker_.kcal_target(), protein_target = tracker_.protein_target_g();
-  const double kcal_error = std::abs(day.kcal - kcal_target) / kcal_target;
-  const double protein_short = std::max(0.0, (protein_target - day.protein_g) / protein_target);
-  const double sodium_over =
-      std::max(0.0, (day.sodium_mg - user_.profile.sodium_limit_mg) / user_.profile.sodium_limit_mg);
-  return std::clamp(1.0 - 1.5 * kcal_error - 1.0 * protein_short - 0.5 * sodium_over, 0.0, 1.0);
-}
+double MealSim::adherence(const Nutrients& day) const { return tracker_.adherence(day); }
 
 double MealSim::expected_reward(Action meal) const {
   const auto& meals = catalog_->meals();

@@ -103,6 +103,13 @@ void UserTracker::advance_slot() {
   state_.hunger = std::clamp(state_.hunger + kHungerRise[static_cast<std::size_t>(slot())], 0.0, 1.0);
 }
 
+double day_adherence(const Nutrients& day, double kcal_target, double protein_target_g, double sodium_limit_mg) {
+  const double kcal_error = std::abs(day.kcal - kcal_target) / kcal_target;
+  const double protein_short = std::max(0.0, (protein_target_g - day.protein_g) / protein_target_g);
+  const double sodium_over = std::max(0.0, (day.sodium_mg - sodium_limit_mg) / sodium_limit_mg);
+  return std::clamp(1.0 - 1.5 * kcal_error - 1.0 * protein_short - 0.5 * sodium_over, 0.0, 1.0);
+}
+
 double UserTracker::meal_recency(std::int32_t meal) const {
   const std::int64_t last = state_.last_eaten[static_cast<std::size_t>(meal)];
   if (last == kNeverEaten) return 0.0;

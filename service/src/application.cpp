@@ -9,6 +9,7 @@
 #include "decision_journal.hpp"
 #include "decision_log.hpp"
 #include "forkcast/db/errors.hpp"
+#include "forkcast/db/registry_watch.hpp"
 #include "forkcast/policy/checkpoint.hpp"
 #include "forkcast/service/router.hpp"
 #include "metrics.hpp"
@@ -81,6 +82,7 @@ Application::Application(ApplicationOptions options, const env::Catalog& catalog
       rng_counter_(options_.config.server.seed != 0 ? static_cast<std::uint64_t>(options_.config.server.seed)
                                                     : (static_cast<std::uint64_t>(std::random_device{}()) << 32) ^
                                                           std::random_device{}()) {
+  catalog_version_ = catalog_.content_hash().substr(0, 16);
   for (const env::Meal& meal : catalog_.meals()) {
     const nlohmann::json members = {{"meal_id", meal.id},
                                     {"name", meal.name},
@@ -111,12 +113,23 @@ Application::Application(ApplicationOptions options, const env::Catalog& catalog
   }
   auto serving = load_model(*production);
   metrics_->set_model(serving->version);
+  const std::string serving_version = serving->version;
   model_.store(std::move(serving));
   ready_.store(true);
   ready_checked_ms_.store(steady_ms());
+  if (options_.config.server.follow_promotions) {
+    db::RegistryWatchOptions watch;
+    watch.url = database_.pool().options().url;
+    watch.check_interval_ms = options_.config.server.model_check_interval_ms;
+    registry_watch_ = std::make_unique<db::RegistryWatch>(
+        std::move(watch), serving_version, [this](const std::string& version) { return follow_production(version); });
+  }
 }
 
-Application::~Application() { decision_log_->stop(std::chrono::steady_clock::now() + std::chrono::seconds(2)); }
+Application::~Application() {
+  registry_watch_.reset();  // before anything it could call into goes
+  decision_log_->stop(std::chrono::steady_clock::now() + std::chrono::seconds(2));
+}
 
 std::shared_ptr<const ServingModel> Application::load_model(const db::Model& model) const {
   std::filesystem::path path = model.registered.path;
@@ -153,10 +166,46 @@ std::shared_ptr<const ServingModel> Application::promote(const std::string& vers
   auto loaded = load_model(*model);
   database_.models().promote(version);
   std::shared_ptr<const ServingModel> serving = std::move(loaded);
+  swap_model(serving, "admin");
+  return serving;
+}
+
+bool Application::follow_production(const std::string& version) noexcept {
+  try {
+    std::lock_guard lock(promote_mutex_);
+    if (model_.load()->version == version) return true;  // promoted here, or already followed
+    try {
+      const auto model = database_.models().find(version);
+      if (!model) throw StartupError("model " + version + " is not in the registry");
+      // Superseded since the watch read it: the watch offers the newer one next.
+      if (model->status != db::ModelStatus::production) return false;
+      swap_model(load_model(*model), "registry");
+      refused_version_.clear();
+      return true;
+    } catch (const db::DatabaseUnavailable&) {
+      return false;  // the watch checks again; nothing to report about the model
+    } catch (const std::exception& e) {
+      metrics_->model_swap_failures().Increment();
+      if (refused_version_ != version) {
+        spdlog::error("promotion: cannot serve {}, the registry's production model; {} keeps serving: {}", version,
+                      model_.load()->version, e.what());
+        refused_version_ = version;
+      }
+      return false;
+    }
+  } catch (...) {
+    return false;  // the lock or the logger failed: the watch asks again
+  }
+}
+
+void Application::swap_model(std::shared_ptr<const ServingModel> serving, const char* source) {
+  const auto previous = model_.load();
   model_.store(serving);
   metrics_->set_model(serving->version);
-  spdlog::info("promoted model {} (sha256 {})", serving->version, serving->sha256);
-  return serving;
+  metrics_->model_swaps(source).Increment();
+  spdlog::info("promotion: serving model {} (sha256 {}), was {}; promoted by {}", serving->version, serving->sha256,
+               previous ? previous->version : "none",
+               std::string_view(source) == "admin" ? "this process's admin route" : "another process (registry)");
 }
 
 std::uint64_t Application::random64() {
@@ -181,7 +230,10 @@ std::string Application::new_uuid() {
 
 void Application::count_database_restart() { metrics_->database_restarts().Increment(); }
 void Application::count_database_restart_failure() { metrics_->database_restart_failures().Increment(); }
-void Application::count_database_release() { metrics_->database_releases().Increment(); }
+void Application::release_database_connections() {
+  if (registry_watch_) registry_watch_->release_connection();
+  metrics_->database_releases().Increment();
+}
 
 bool Application::database_ready() {
   const std::int64_t now = steady_ms();

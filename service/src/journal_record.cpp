@@ -10,7 +10,10 @@ namespace {
 
 constexpr char kCatalogTag = 'C';
 constexpr char kDecisionTag = 'D';
-constexpr std::uint8_t kFormatVersion = 1;
+constexpr std::uint8_t kCatalogFormat = 1;
+// Decision frames: 1 (the first release), 2 adds the candidates' recency and the catalog
+// version after the observation's tail. Both are read; 2 is written.
+constexpr std::uint8_t kDecisionFormat = 2;
 
 constexpr std::array<std::uint32_t, 256> make_crc_table() {
   std::array<std::uint32_t, 256> table{};
@@ -105,7 +108,7 @@ std::uint32_t crc32c(std::span<const std::byte> bytes) {
 void append_catalog_frame(std::span<const std::string> meal_ids, std::string& out) {
   append_frame(out, [&](std::string& o) {
     o.push_back(kCatalogTag);
-    put<std::uint8_t>(o, kFormatVersion);
+    put<std::uint8_t>(o, kCatalogFormat);
     put<std::uint32_t>(o, static_cast<std::uint32_t>(meal_ids.size()));
     for (const auto& id : meal_ids) put_string(o, id);
   });
@@ -114,7 +117,7 @@ void append_catalog_frame(std::span<const std::string> meal_ids, std::string& ou
 void append_decision_frame(const PendingDecision& d, std::string& out) {
   append_frame(out, [&](std::string& o) {
     o.push_back(kDecisionTag);
-    put<std::uint8_t>(o, kFormatVersion);
+    put<std::uint8_t>(o, kDecisionFormat);
     put_string(o, d.event_id);
     put_string(o, d.user_id);
     put_string(o, d.model_version);
@@ -135,6 +138,13 @@ void append_decision_frame(const PendingDecision& d, std::string& out) {
     put<std::uint64_t>(o, d.draw_seed);
     put<std::int64_t>(o, d.step);
     put<std::int32_t>(o, d.n);
+    // Format 2: as many recencies as candidates, or none.
+    const bool with_recency = d.recency.size() == n;
+    put<std::uint32_t>(o, with_recency ? n : 0U);
+    if (with_recency) {
+      for (const float r : d.recency) put<float>(o, r);
+    }
+    put_string(o, d.catalog_version);
   });
 }
 
@@ -156,7 +166,7 @@ std::optional<std::vector<std::string>> decode_catalog(std::string_view payload)
   char tag = 0;
   std::uint8_t version = 0;
   std::uint32_t n = 0;
-  if (!in.get(tag) || tag != kCatalogTag || !in.get(version) || version != kFormatVersion) return std::nullopt;
+  if (!in.get(tag) || tag != kCatalogTag || !in.get(version) || version != kCatalogFormat) return std::nullopt;
   if (!in.get_count(n, 2)) return std::nullopt;  // every id has at least its 2-byte length
   std::vector<std::string> ids(n);
   for (auto& id : ids) {
@@ -170,7 +180,7 @@ bool decode_decision(std::string_view payload, std::size_t meal_count, PendingDe
   Cursor in(payload);
   char tag = 0;
   std::uint8_t version = 0, slot = 0;
-  if (!in.get(tag) || tag != kDecisionTag || !in.get(version) || version != kFormatVersion) return false;
+  if (!in.get(tag) || tag != kDecisionTag || !in.get(version) || version < 1 || version > kDecisionFormat) return false;
   std::int64_t micros = 0;
   if (!in.get_string(out.event_id) || !in.get_string(out.user_id) || !in.get_string(out.model_version) ||
       !in.get(micros) || !in.get(slot) || slot >= env::kSlotNames.size() || !in.get(out.epsilon)) {
@@ -204,7 +214,17 @@ bool decode_decision(std::string_view payload, std::size_t meal_count, PendingDe
   for (auto& x : out.observation) {
     if (!in.get(x)) return false;
   }
-  return in.get(out.draw_seed) && in.get(out.step) && in.get(out.n) && in.at_end();
+  if (!in.get(out.draw_seed) || !in.get(out.step) || !in.get(out.n)) return false;
+  out.recency.clear();
+  out.catalog_version.clear();
+  if (version >= 2) {
+    std::uint32_t recencies = 0;
+    if (!in.get_count(recencies, 4) || (recencies != 0 && recencies != n)) return false;
+    out.recency.resize(recencies);
+    for (auto& r : out.recency) in.get(r);  // fit: checked by get_count
+    if (!in.get_string(out.catalog_version)) return false;
+  }
+  return in.at_end();
 }
 
 }  // namespace forkcast::service::journal

@@ -74,6 +74,13 @@ Metrics::Metrics(const std::vector<std::string_view>& route_names)
                        .Name("forkcast_model_info")
                        .Help("The serving policy model (1 for the version serving now)")
                        .Register(*registry_);
+  model_swaps_family_ = &BuildCounter()
+                             .Name("forkcast_model_swaps_total")
+                             .Help("Serving-model swaps, by source: admin (this process's promote route) or registry "
+                                   "(a promotion made by another process)")
+                             .Register(*registry_);
+  model_swap_failures_ = counter("forkcast_model_swap_failures_total",
+                                 "Promotions made by another process that this one could not serve (the old model kept serving)");
 }
 
 void Metrics::record_request(int route, unsigned status, double seconds) {
@@ -91,6 +98,11 @@ void Metrics::record_request(int route, unsigned status, double seconds) {
 prometheus::Counter& Metrics::advice(std::string_view source) {
   std::lock_guard lock(other_mutex_);
   return advice_family_->Add({{"source", std::string(source)}});
+}
+
+prometheus::Counter& Metrics::model_swaps(std::string_view source) {
+  std::lock_guard lock(other_mutex_);
+  return model_swaps_family_->Add({{"source", std::string(source)}});
 }
 
 void Metrics::set_model(const std::string& version) {

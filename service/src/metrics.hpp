@@ -45,6 +45,10 @@ class Metrics {
   prometheus::Gauge& decision_log_queue() { return *decision_log_queue_; }
   prometheus::Gauge& connections() { return *connections_; }
   prometheus::Counter& advice(std::string_view source);  // "model" or a fallback reason
+  // Serving-model swaps by source: "admin" (this process's promote route) or "registry" (a
+  // promotion made by another process, followed); and registry promotions not servable.
+  prometheus::Counter& model_swaps(std::string_view source);
+  prometheus::Counter& model_swap_failures() { return *model_swap_failures_; }
   void set_model(const std::string& version);
 
   // The Prometheus text exposition format (version 0.0.4).
@@ -58,6 +62,7 @@ class Metrics {
   prometheus::Family<prometheus::Histogram>* latency_family_;
   prometheus::Family<prometheus::Counter>* advice_family_;
   prometheus::Family<prometheus::Gauge>* model_family_;
+  prometheus::Family<prometheus::Counter>* model_swaps_family_;
   std::vector<std::string> route_names_;
   std::vector<std::array<prometheus::Counter*, kStatuses.size()>> requests_;  // per route
   std::vector<prometheus::Histogram*> latency_;                             // per route
@@ -75,6 +80,7 @@ class Metrics {
   prometheus::Counter* database_restarts_;
   prometheus::Counter* database_restart_failures_;
   prometheus::Counter* database_releases_;
+  prometheus::Counter* model_swap_failures_;
   prometheus::Gauge* epsilon_;
   prometheus::Gauge* decision_log_queue_;
   prometheus::Gauge* connections_;

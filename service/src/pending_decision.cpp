@@ -30,7 +30,13 @@ db::Decision to_stored(const PendingDecision& p, std::span<const std::string> me
   for (const std::size_t r : p.ranked) n.ranked.push_back(n.candidates[r]);
   n.state_features.reserve(p.observation.size());
   for (const float x : p.observation) n.state_features.push_back(x);
+  if (p.recency.size() == p.candidates.size()) {
+    n.candidate_features.assign(p.recency.begin(), p.recency.end());
+    n.candidate_feature_dim = 1;
+  }
   n.context = {{"draw_seed", p.draw_seed}, {"step", p.step}, {"greedy", n.candidates[p.greedy]}, {"n", p.n}};
+  if (n.candidate_feature_dim == 1) n.context["candidate_features"] = "recency";
+  if (!p.catalog_version.empty()) n.context["catalog"] = p.catalog_version;
   return d;
 }
 

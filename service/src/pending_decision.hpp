@@ -31,6 +31,15 @@ struct PendingDecision {
   std::size_t greedy = 0;                // index into candidates
   std::vector<std::size_t> ranked;       // indices into candidates, in rank order
   std::array<float, env::kObservationSize> observation{};
+  // Per candidate: the recency the candidate-scoring model saw beside the observation
+  // (policy::Decision::recency). With the observation and the catalog it rebuilds every
+  // candidate's input row (env::write_candidate_input), so the learner can score the logged
+  // candidates exactly as the serving model did. Empty in decisions journaled by an older
+  // binary.
+  std::vector<float> recency;
+  // The catalog the candidates were drawn from: the first 16 hex digits of
+  // env::Catalog::content_hash(). Empty in decisions journaled by an older binary.
+  std::string catalog_version;
   std::uint64_t draw_seed = 0;
   std::int64_t step = 0;
   int n = 0;

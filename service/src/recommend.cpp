@@ -175,6 +175,8 @@ Response recommend(Application& app, const Request& request, Call& call, const R
     decision.candidates.assign(candidates.begin(), candidates.end());
     decision.scores.assign(scores.begin(), scores.end());
     decision.probabilities.assign(pmf.begin(), pmf.end());
+    decision.recency.assign(decided.recency.begin(), decided.recency.end());
+    decision.catalog_version = app.catalog_version();  // a recycled row keeps its capacity
     decision.chosen = chosen;
     decision.greedy = decided.greedy;
     std::copy(decided.observation.begin(), decided.observation.end(), decision.observation.begin());

@@ -132,7 +132,7 @@ TEST(Migrations, DecisionsStoredAsJsonbSurviveTheMoveToTypedArrays) {
         user)[0].as<std::string>();
     tx.commit();
   }
-  EXPECT_EQ(fdb::migrate(pool), std::vector<int>{2});
+  EXPECT_EQ(fdb::migrate(pool, std::span<const fdb::Migration>(all.data(), 2)), std::vector<int>{2});
   fdb::ConnectionPool migrated(fdb::testing::pool_options(pg.url(), 1));
   fdb::DecisionRepository decisions(migrated);
   const auto d = decisions.find(event_id);

@@ -35,9 +35,11 @@ def meal_table(ids) -> bytes:
     return frame(b"C" + bytes([1]) + struct.pack("<I", len(ids)) + b"".join(s16(i) for i in ids))
 
 
-def decision(event, user, candidates, chosen, ranked, slot=1) -> bytes:
+def decision(event, user, candidates, chosen, ranked, slot=1, version=2, recency=True, catalog="0123456789abcdef") -> bytes:
+    """A decision frame: format 2 (recency per candidate and the catalog version at the end)
+    unless version=1, the first release's layout."""
     n = len(candidates)
-    body = b"D" + bytes([1]) + s16(event) + s16(user) + s16("mealsim-dqn-default@1")
+    body = b"D" + bytes([version]) + s16(event) + s16(user) + s16("mealsim-dqn-default@1")
     body += struct.pack("<qBd", 1796400000000000, slot, 0.05)
     body += struct.pack("<I", n) + struct.pack(f"<{n}i", *candidates)
     body += struct.pack(f"<{n}f", *[0.5 - 0.1 * i for i in range(n)])
@@ -45,6 +47,12 @@ def decision(event, user, candidates, chosen, ranked, slot=1) -> bytes:
     body += struct.pack("<III", chosen, 0, len(ranked)) + struct.pack(f"<{len(ranked)}I", *ranked)
     body += struct.pack("<I", OBSERVATION_SIZE) + struct.pack(f"<{OBSERVATION_SIZE}f", *[i / 100 for i in range(OBSERVATION_SIZE)])
     body += struct.pack("<Qqi", 42, 7, len(ranked))
+    if version >= 2:
+        if recency:
+            body += struct.pack("<I", n) + struct.pack(f"<{n}f", *[0.25 * (i % 3) for i in range(n)])
+        else:
+            body += struct.pack("<I", 0)
+        body += s16(catalog)
     return frame(body)
 
 
@@ -94,6 +102,9 @@ def main():
     bad_crc[-5] ^= 0xFF
     write("journal", "segment_bad_checksum.fcj", bytes(bad_crc))
     write("journal", "decision_before_table.fcj", one)
+    old_format = decision(event.replace("0b", "2d"), user, [0, 2], 1, [1], version=1)
+    no_recency = decision(event.replace("0b", "3e"), user, [1, 3], 0, [0, 1], recency=False, catalog="")
+    write("journal", "segment_format1_and_no_recency.fcj", table + old_format + no_recency)
 
     tokens = ["<unk>", "<s>", "</s>", "a", "b", "ab", "▁", "▁a"]
     vocab = [

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -32,7 +33,50 @@ svc::PendingDecision sample() {
   d.draw_seed = 0xDEADBEEFCAFEF00DULL;
   d.step = -3;
   d.n = 3;
+  d.recency = {0.0F, 0.5F, 0.25F, 1.0F};
+  d.catalog_version = "0123456789abcdef";
   return d;
+}
+
+void put_frame_header(std::string& frame, const std::string& payload) {
+  const auto length = static_cast<std::uint32_t>(payload.size());
+  const std::uint32_t crc = journal::crc32c({reinterpret_cast<const std::byte*>(payload.data()), payload.size()});
+  frame.append(reinterpret_cast<const char*>(&length), 4);  // little-endian host, as the journal's
+  frame.append(reinterpret_cast<const char*>(&crc), 4);
+}
+
+// A decision frame as the first release (format 1) wrote it: no recency, no catalog version.
+std::string format1_frame(const svc::PendingDecision& d) {
+  std::string p;
+  auto put = [&p](const auto& v) { p.append(reinterpret_cast<const char*>(&v), sizeof v); };
+  auto put_string = [&](const std::string& s) {
+    put(static_cast<std::uint16_t>(s.size()));
+    p += s;
+  };
+  p.push_back('D');
+  put(static_cast<std::uint8_t>(1));
+  put_string(d.event_id);
+  put_string(d.user_id);
+  put_string(d.model_version);
+  put(static_cast<std::int64_t>(d.decided_at.time_since_epoch().count()));
+  put(static_cast<std::uint8_t>(d.slot));
+  put(d.epsilon);
+  put(static_cast<std::uint32_t>(d.candidates.size()));
+  for (auto c : d.candidates) put(c);
+  for (auto x : d.scores) put(x);
+  for (auto x : d.probabilities) put(x);
+  put(static_cast<std::uint32_t>(d.chosen));
+  put(static_cast<std::uint32_t>(d.greedy));
+  put(static_cast<std::uint32_t>(d.ranked.size()));
+  for (auto r : d.ranked) put(static_cast<std::uint32_t>(r));
+  put(static_cast<std::uint32_t>(d.observation.size()));
+  for (auto x : d.observation) put(x);
+  put(d.draw_seed);
+  put(d.step);
+  put(static_cast<std::int32_t>(d.n));
+  std::string frame;
+  put_frame_header(frame, p);
+  return frame + p;
 }
 
 std::string_view payload_of(const std::string& frame) { return std::string_view(frame).substr(journal::kFrameHeaderBytes); }
@@ -73,6 +117,44 @@ TEST(JournalRecord, ADecisionRoundTripsEveryField) {
   EXPECT_EQ(out.draw_seed, in.draw_seed);
   EXPECT_EQ(out.step, in.step);
   EXPECT_EQ(out.n, in.n);
+  EXPECT_EQ(out.recency, in.recency);
+  EXPECT_EQ(out.catalog_version, in.catalog_version);
+}
+
+TEST(JournalRecord, AFrameOfTheFirstFormatStillReplaysWithoutRecency) {
+  const svc::PendingDecision in = sample();
+  const std::string frame = format1_frame(in);
+  journal::FrameReader reader(frame);
+  const auto payload = reader.next();
+  ASSERT_TRUE(payload) << "the hand-made format-1 frame is not a frame";
+  svc::PendingDecision out;
+  out.recency = {9.0F};  // stale contents of a recycled object are cleared
+  out.catalog_version = "stale";
+  ASSERT_TRUE(journal::decode_decision(*payload, 10, out));
+  EXPECT_EQ(out.event_id, in.event_id);
+  EXPECT_EQ(out.candidates, in.candidates);
+  EXPECT_EQ(out.observation, in.observation);
+  EXPECT_EQ(out.n, in.n);
+  EXPECT_TRUE(out.recency.empty());
+  EXPECT_TRUE(out.catalog_version.empty());
+}
+
+TEST(JournalRecord, ARecencyListOfTheWrongLengthIsRefused) {
+  svc::PendingDecision d = sample();
+  d.recency = {0.5F, 0.5F};  // two for four candidates: written as none
+  std::string frame;
+  journal::append_decision_frame(d, frame);
+  svc::PendingDecision out;
+  ASSERT_TRUE(journal::decode_decision(payload_of(frame), 10, out));
+  EXPECT_TRUE(out.recency.empty());
+  // A frame that claims two recencies for four candidates is malformed.
+  d.recency = sample().recency;
+  frame.clear();
+  journal::append_decision_frame(d, frame);
+  std::string payload(payload_of(frame));
+  const std::size_t count_at = payload.size() - 2 - d.catalog_version.size() - 4 * 4 - 4;
+  payload[count_at] = 2;
+  EXPECT_FALSE(journal::decode_decision(payload, 10, out));
 }
 
 TEST(JournalRecord, TheMealTableRoundTrips) {

@@ -28,15 +28,6 @@ using namespace std::chrono_literals;
 namespace {
 
 // Registers `file` (with the sha256 it has now) as a dqn model; returns its version.
-std::string register_file(forkcast::db::Database& database, const fs::path& file, const std::string& version) {
-  forkcast::db::NewModel model;
-  model.version = version;
-  model.kind = "dqn";
-  model.sha256 = forkcast::policy::sha256_file_hex(file);
-  model.path = file.string();
-  database.models().register_model(model);
-  return version;
-}
 
 std::string bytes_of(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);
@@ -66,16 +57,16 @@ TEST(ServiceFault, CorruptModelsPromotedUnderLoadNeverReachTheClients) {
   write_bytes(dir / "altered.safetensors", model);
   write_bytes(dir / "good.safetensors", model);
   const std::vector<std::string> corrupt = {
-      register_file(database, dir / "garbage.safetensors", "corrupt-garbage"),
-      register_file(database, dir / "truncated.safetensors", "corrupt-truncated"),
-      register_file(database, dir / "altered.safetensors", "corrupt-altered"),
+      st::register_model_file(database, dir / "garbage.safetensors", "corrupt-garbage"),
+      st::register_model_file(database, dir / "truncated.safetensors", "corrupt-truncated"),
+      st::register_model_file(database, dir / "altered.safetensors", "corrupt-altered"),
   };
   {  // flip one byte of the weights after registration: the sha256 no longer matches
     std::string altered = model;
     altered[altered.size() - 3] = static_cast<char>(altered[altered.size() - 3] ^ 0x40);
     write_bytes(dir / "altered.safetensors", altered);
   }
-  const std::string good = register_file(database, dir / "good.safetensors", "good-candidate");
+  const std::string good = st::register_model_file(database, dir / "good.safetensors", "good-candidate");
 
   st::ClientLoad load(port, {.clients = 4, .pause = 10ms});
   std::this_thread::sleep_for(1s);

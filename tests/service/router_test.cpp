@@ -68,6 +68,16 @@ class ServiceRouter : public ::testing::Test {
     return st::call_json(*app_, verb::post, target, body, token);
   }
 
+  // The decision row once the asynchronous log has stored it (waits up to 10 s).
+  static std::optional<forkcast::db::Decision> stored_decision(const std::string& event_id) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    std::optional<forkcast::db::Decision> d;
+    while (!(d = database_->decisions().find(event_id)) && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return d;
+  }
+
   static User create_user(json profile = st::profile_body()) {
     const auto r = post("/v1/users", profile);
     EXPECT_EQ(r.status, 201U) << r.text;
@@ -286,11 +296,7 @@ TEST_F(ServiceRouter, AUsersWholeDay) {
   // Everything durable: four decisions (once the log drains), four feedback rows, one
   // meal-log entry, and the state row carries the intake.
   for (const auto& e : events) {
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    std::optional<forkcast::db::Decision> d;
-    while (!(d = database_->decisions().find(e)) && std::chrono::steady_clock::now() < deadline) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    }
+    const auto d = stored_decision(e);
     ASSERT_TRUE(d) << e;
     EXPECT_EQ(d->logged.user_id, u.id);
     EXPECT_EQ(d->logged.model_version, "mealsim-dqn-default");
@@ -303,6 +309,49 @@ TEST_F(ServiceRouter, AUsersWholeDay) {
   const auto latest = database_->user_state().latest(u.id);
   ASSERT_TRUE(latest);
   EXPECT_NEAR(latest->state["intake_today"][0].get<double>(), eaten_kcal, 1e-6);
+}
+
+// The learner must score logged candidates as the serving model did: the stored row (the
+// observation, the candidates' recencies, the catalog it names) rebuilds every score.
+TEST_F(ServiceRouter, ALoggedDecisionRebuildsTheServedScoresFromItsRow) {
+  const User u = create_user();
+  // A day of accepted meals first, so that some candidates have a non-zero recency.
+  std::vector<std::string> events;
+  const char* slots[] = {"breakfast", "lunch", "dinner", "snack", "breakfast", "lunch"};
+  for (int k = 0; k < 6; ++k) {
+    const json rec = recommend(u, slots[k], at_utc(1 + k / 4, 8 + 4 * (k % 4), 0), 1);
+    events.push_back(rec["event_id"]);
+    const json fb = {{"event_id", rec["event_id"]}, {"meal_id", rec["meals"][0]["meal_id"]}, {"outcome", "accepted"},
+                     {"idempotency_key", "rebuild-" + u.id + "-" + std::to_string(k)}};
+    ASSERT_EQ(post("/v1/feedback", fb, u.token).status, 201U);
+  }
+  const auto snapshot = app_->model()->snapshot;
+  auto workspace = snapshot->make_workspace();
+  int nonzero_recency = 0;
+  for (const auto& e : events) {
+    const auto d = stored_decision(e);
+    ASSERT_TRUE(d) << e;
+    const auto& row = d->logged;
+    ASSERT_EQ(row.candidate_feature_dim, 1) << "no recency logged";
+    ASSERT_EQ(row.candidate_features.size(), row.candidates.size());
+    EXPECT_EQ(row.context.value("candidate_features", ""), "recency");
+    EXPECT_EQ(row.context.value("catalog", ""), st::catalog().content_hash().substr(0, 16));
+    std::vector<std::int32_t> candidates;
+    std::vector<float> recency, observation(row.state_features.begin(), row.state_features.end());
+    for (std::size_t i = 0; i < row.candidates.size(); ++i) {
+      const auto index = st::catalog().find_meal(row.candidates[i]);
+      ASSERT_TRUE(index) << row.candidates[i];
+      candidates.push_back(static_cast<std::int32_t>(*index));
+      recency.push_back(static_cast<float>(row.candidate_features[i]));
+      nonzero_recency += recency.back() > 0 ? 1 : 0;
+    }
+    std::vector<float> scores(candidates.size());
+    snapshot->score(observation, candidates, recency, scores, workspace);
+    for (std::size_t i = 0; i < scores.size(); ++i) {
+      EXPECT_EQ(scores[i], static_cast<float>(row.scores[i])) << e << " candidate " << row.candidates[i];
+    }
+  }
+  EXPECT_GT(nonzero_recency, 0) << "every recency was 0: the check proved nothing about them";
 }
 
 TEST_F(ServiceRouter, IdempotentFeedback) {

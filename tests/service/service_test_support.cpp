@@ -20,6 +20,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "forkcast/policy/checkpoint.hpp"
 #include "forkcast/training/dqn_training.hpp"
 #include "pg_test_support.hpp"
 #include "run_command.hpp"
@@ -148,6 +149,16 @@ pid_t spawn_with_env(const std::vector<std::string>& args, const std::vector<std
 
 }  // namespace
 
+std::string register_model_file(db::Database& database, const fs::path& file, const std::string& version) {
+  db::NewModel model;
+  model.version = version;
+  model.kind = "dqn";
+  model.sha256 = policy::sha256_file_hex(file);
+  model.path = file.string();
+  database.models().register_model(model);
+  return version;
+}
+
 CommandResult run_forkcast(const std::string& args, const std::string& env) {
   const auto r = forkcast::testing::run_command(env + " " FORKCAST_EXE " " + args);
   return {r.exit_code, r.output};
@@ -182,7 +193,12 @@ ServeProcess::ServeProcess(std::vector<std::string> extra_env) {
                                   "FORKCAST_SERVER__WORKER_THREADS=8",
                                   "FORKCAST_SERVER__DECISION_JOURNAL_DIR=" + (root_ / "journal").string(),
                                   "FORKCAST_ADVICE__ENABLED=false"};
-  for (auto& e : extra_env) env.push_back(std::move(e));
+  // A setting in extra_env replaces the default of the same name (getenv takes the first).
+  for (auto& e : extra_env) {
+    const std::string name = e.substr(0, e.find('=') + 1);
+    std::erase_if(env, [&](const std::string& d) { return d.rfind(name, 0) == 0; });
+    env.push_back(std::move(e));
+  }
   env_ = std::move(env);
   start(false);
 }

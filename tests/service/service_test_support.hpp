@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "forkcast/db/database.hpp"
 #include "forkcast/env/catalog.hpp"
 #include "forkcast/service/application.hpp"
 #include "forkcast/service/router.hpp"
@@ -62,7 +63,9 @@ nlohmann::json profile_body();
 // SIGKILL if it does not exit).
 class ServeProcess {
  public:
-  // `extra_env`: more VAR=value settings (e.g. FORKCAST_SERVER__READ_TIMEOUT_MS=1500).
+  // `extra_env`: more VAR=value settings (e.g. FORKCAST_SERVER__READ_TIMEOUT_MS=1500), each
+  // replacing the default of that name (FORKCAST_DATABASE__URL=<another server's database>
+  // makes a second process on one database).
   explicit ServeProcess(std::vector<std::string> extra_env = {});
   ~ServeProcess();
   ServeProcess(const ServeProcess&) = delete;
@@ -99,6 +102,10 @@ class ServeProcess {
   pid_t pid_ = -1;
   bool exited_ = false;
 };
+
+// Registers `file` (with the sha256 it has now) as a MealSim DQN model named `version` in
+// `database`'s registry; returns the version.
+std::string register_model_file(db::Database& database, const std::filesystem::path& file, const std::string& version);
 
 // Runs `forkcast <args>` with `env` prepended (VAR=value ...); exit code and output.
 struct CommandResult {

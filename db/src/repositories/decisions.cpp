@@ -26,27 +26,6 @@ std::vector<double> floats_of(const pqxx::field& f) {
   return out;
 }
 
-Decision decision_of(const pqxx::row& r) {
-  Decision d;
-  d.event_id = r[0].as<std::string>();
-  auto& l = d.logged;
-  l.user_id = r[1].as<std::string>();
-  l.decided_at = from_us(r[2].as<std::int64_t>());
-  l.slot = slot_from_name(r[3].as<std::string>());
-  l.model_version = r[4].as<std::string>();
-  l.policy = r[5].as<std::string>();
-  l.epsilon = r[6].as<double>();
-  l.candidates = vector_of<std::string>(r[7]);
-  l.scores = floats_of(r[8]);
-  l.probabilities = vector_of<double>(r[9]);
-  l.chosen = r[10].as<std::string>();
-  l.ranked = vector_of<std::string>(r[11]);
-  l.state_features = floats_of(r[12]);
-  l.candidate_features = floats_of(r[13]);
-  l.candidate_feature_dim = r[14].as<int>();
-  l.context = json_of(r[15]);
-  return d;
-}
 
 void validate_decision(const NewDecision& d) {
   require_uuid(d.user_id, "user_id");
@@ -155,6 +134,28 @@ pqxx::binarystring float4_array(std::span<const double> values) {
 }
 
 }  // namespace
+
+Decision decision_of(const pqxx::row& r) {
+  Decision d;
+  d.event_id = r[0].as<std::string>();
+  auto& l = d.logged;
+  l.user_id = r[1].as<std::string>();
+  l.decided_at = from_us(r[2].as<std::int64_t>());
+  l.slot = slot_from_name(r[3].as<std::string>());
+  l.model_version = r[4].as<std::string>();
+  l.policy = r[5].as<std::string>();
+  l.epsilon = r[6].as<double>();
+  l.candidates = vector_of<std::string>(r[7]);
+  l.scores = floats_of(r[8]);
+  l.probabilities = vector_of<double>(r[9]);
+  l.chosen = r[10].as<std::string>();
+  l.ranked = vector_of<std::string>(r[11]);
+  l.state_features = floats_of(r[12]);
+  l.candidate_features = floats_of(r[13]);
+  l.candidate_feature_dim = r[14].as<int>();
+  l.context = json_of(r[15]);
+  return d;
+}
 
 Decision DecisionRepository::record(const NewDecision& decision) {
   validate_decision(decision);

@@ -50,6 +50,9 @@ inline std::optional<std::int64_t> to_us(const std::optional<Timestamp>& t) {
 std::optional<Timestamp> optional_time(const pqxx::field& f);
 std::optional<std::string> optional_text(const pqxx::field& f);
 nlohmann::json json_of(const pqxx::field& f);  // NULL => null
+// A decision from the 16 columns every decision query returns first (statements.cpp,
+// "Columns" of the decisions section).
+Decision decision_of(const pqxx::row& r);
 
 // ---- running statements -----------------------------------------------------------------
 

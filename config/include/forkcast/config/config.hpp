@@ -45,6 +45,10 @@ struct ServerConfig {
   // directory per serve process; empty: no journal, a crash loses the last few ms).
   std::string decision_journal_dir = "var/journal";
   int user_cache_size = 100'000;     // users kept in memory; idle ones beyond this are evicted (reloaded on use)
+  // Swap to the registry's production model when any process promotes one (LISTEN/NOTIFY,
+  // db/registry_watch.hpp), and read the registry every model_check_interval_ms besides.
+  bool follow_promotions = true;
+  int model_check_interval_ms = 1'000;
   std::int64_t seed = 0;          // event ids and exploration draws; 0 = from std::random_device
 };
 

@@ -54,6 +54,14 @@ struct TrackerState {
   std::vector<std::int64_t> last_eaten;  // per catalog meal: the step it was last eaten, or kNeverEaten
 };
 
+// End-of-day nutrition adherence in [0, 1] of a day whose whole intake was `day_total`
+// (docs/mealsim.md, "End-of-day adherence"):
+//   clamp(1 - 1.5 |kcal - target| / target - max(0, protein shortfall) / protein target
+//         - 0.5 max(0, sodium - limit) / limit, 0, 1).
+// The one definition MealSim's reward and the learner's reward from logs share
+// (learning/reward.hpp). Targets must be > 0.
+double day_adherence(const Nutrients& day_total, double kcal_target, double protein_target_g, double sodium_limit_mg);
+
 class UserTracker {
  public:
   UserTracker(const Catalog& catalog, const config::MealSimConfig& config);
@@ -88,6 +96,10 @@ class UserTracker {
   int day_of_week() const noexcept { return static_cast<int>((state_.step / kNumSlots) % 7); }
   double kcal_target() const noexcept { return kcal_target_; }
   double protein_target_g() const noexcept { return protein_target_; }
+  // day_adherence() against this user's targets and sodium limit.
+  double adherence(const Nutrients& day_total) const {
+    return day_adherence(day_total, kcal_target_, protein_target_, profile_.sodium_limit_mg);
+  }
 
  private:
   void check_meal(std::int32_t meal, const char* field) const;

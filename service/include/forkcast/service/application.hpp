@@ -9,7 +9,10 @@
 //
 // One service process per database: the in-memory user state is authoritative and
 // written through to PostgreSQL on every change, so a restart loses nothing, but two
-// processes serving the same users would overwrite each other's state.
+// processes serving the same users would overwrite each other's state. The serving model
+// does follow the registry across processes: with server.follow_promotions a promotion made
+// anywhere on the database (another process's admin route, the learner, SQL) is served here
+// within about a second (db/registry_watch.hpp).
 #pragma once
 
 #include <atomic>
@@ -27,6 +30,9 @@
 
 namespace forkcast::advice {
 class AdviceEngine;
+}
+namespace forkcast::db {
+class RegistryWatch;
 }
 
 namespace forkcast::service {
@@ -82,6 +88,8 @@ class Application {
   const config::Config& config() const noexcept { return options_.config; }
   const ApplicationOptions& options() const noexcept { return options_; }
   const env::Catalog& catalog() const noexcept { return catalog_; }
+  // The first 16 hex digits of the catalog's content hash: what each logged decision names.
+  const std::string& catalog_version() const noexcept { return catalog_version_; }
   db::Database& database() noexcept { return database_; }
   advice::AdviceEngine* advice() noexcept { return advice_; }
   Metrics& metrics() noexcept { return *metrics_; }
@@ -95,6 +103,12 @@ class Application {
   // atomically, then records the promotion. On any failure the old model keeps serving.
   // Throws db::NotFoundError for an unknown version, StartupError for a bad file.
   std::shared_ptr<const ServingModel> promote(const std::string& version);
+  // Serves `version` if it is not serving already: the registry's production model, which
+  // another process promoted (the registry watch calls this). Loads and verifies the file
+  // as promote() does but changes nothing in the registry. Returns false when the model
+  // cannot be served (unknown version, bad file: logged once per version, counted in
+  // /metrics); the old model keeps serving. Never throws.
+  bool follow_production(const std::string& version) noexcept;
 
   // Each catalog meal's static fields as JSON members ("meal_id":...,"nutrition":{...}),
   // rendered once: the recommendation route pastes them instead of building JSON per request.
@@ -111,12 +125,17 @@ class Application {
   // counted in /metrics.
   void count_database_restart();
   void count_database_restart_failure();
-  void count_database_release();
+  // A smart shutdown of the database waits for every client: the supervisor released the
+  // pool's connections; this releases the registry watch's (and counts it).
+  void release_database_connections();
   // Drains the decision log (up to `deadline`); the service calls it on shutdown.
   void flush(std::chrono::steady_clock::time_point deadline);
 
  private:
   std::shared_ptr<const ServingModel> load_model(const db::Model& model) const;
+  // Puts `serving` in place of the model serving now and records it (log, /metrics). With
+  // promote_mutex_ held.
+  void swap_model(std::shared_ptr<const ServingModel> serving, const char* source);
 
   ApplicationOptions options_;
   const env::Catalog& catalog_;
@@ -129,10 +148,13 @@ class Application {
   std::unique_ptr<RateLimiter> rate_limiter_;
   std::atomic<std::shared_ptr<const ServingModel>> model_;
   std::mutex promote_mutex_;
+  std::string refused_version_;  // the last version follow_production could not serve (promote_mutex_)
   std::vector<std::string> meal_json_members_;
+  std::string catalog_version_;
   std::atomic<std::uint64_t> rng_counter_;  // SplitMix64: lock-free, seeded by server.seed
   std::atomic<std::int64_t> ready_checked_ms_{0};
   std::atomic<bool> ready_{false};
+  std::unique_ptr<db::RegistryWatch> registry_watch_;  // last: stopped first, it calls follow_production
 };
 
 }  // namespace forkcast::service
