@@ -39,5 +39,6 @@ void add_db_command(CLI::App& app, const GlobalOptions& global);
 void add_evaluate_command(CLI::App& app, const GlobalOptions& global);
 void add_serve_command(CLI::App& app, const GlobalOptions& global);
 void add_advise_command(CLI::App& app, const GlobalOptions& global);
+void add_learn_command(CLI::App& app, const GlobalOptions& global);
 
 }  // namespace forkcast::apps

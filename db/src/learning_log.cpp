@@ -150,3 +150,126 @@ bool LearnerLock::held() const {
 }
 
 }  // namespace forkcast::db
+
+namespace forkcast::db {
+
+std::string_view cycle_outcome_name(CycleOutcome outcome) noexcept {
+  switch (outcome) {
+    case CycleOutcome::promoted: return "promoted";
+    case CycleOutcome::rejected: return "rejected";
+    case CycleOutcome::no_model: break;
+  }
+  return "no_model";
+}
+
+namespace {
+
+CycleOutcome cycle_outcome_of(std::string_view name) {
+  if (name == "promoted") return CycleOutcome::promoted;
+  if (name == "rejected") return CycleOutcome::rejected;
+  if (name == "no_model") return CycleOutcome::no_model;
+  throw DatabaseError("learner_cycles.outcome: unexpected '" + std::string(name) + "'");
+}
+
+CycleRecord cycle_of(const pqxx::row& r) {
+  CycleRecord c;
+  c.id = r[0].as<std::int64_t>();
+  c.learner = r[1].as<std::string>();
+  if (!r[2].is_null()) c.from = from_us(r[2].as<std::int64_t>());
+  c.to = from_us(r[3].as<std::int64_t>());
+  c.outcome = cycle_outcome_of(r[4].as<std::string>());
+  c.model_version = optional_text(r[5]);
+  c.reason = r[6].as<std::string>();
+  c.stats = json_of(r[7]);
+  c.finished_at = from_us(r[8].as<std::int64_t>());
+  return c;
+}
+
+}  // namespace
+
+std::optional<CycleRecord> LearningLog::commit_cycle(const CycleCommit& commit) {
+  require_learner(commit.learner);
+  if (commit.expected && commit.to < *commit.expected) {
+    throw std::invalid_argument("watermark: the new mark is before the old one");
+  }
+  const bool needs_model = commit.outcome != CycleOutcome::no_model;
+  if (needs_model != commit.model.has_value()) {
+    throw std::invalid_argument(std::string("model: a cycle that ends ") + std::string(cycle_outcome_name(commit.outcome)) +
+                                (needs_model ? " must register a model" : " registers none"));
+  }
+  require_text(commit.reason, "reason", 8192);
+  require_object(commit.stats, "stats");
+  const std::string stats = json_text(commit.stats, "stats");
+  std::vector<std::string> reports;
+  for (const NewEvalReport& report : commit.reports) {
+    require_text(report.method, "reports.method", 64);
+    require_object(report.report, "reports.report");
+    reports.push_back(json_text(report.report, "reports.report"));
+  }
+  std::string metrics;
+  if (commit.model) {
+    validate_version(commit.model->version);
+    require_text(commit.model->kind, "kind", 64);
+    require_hex64(commit.model->sha256, "sha256");
+    require_text(commit.model->path, "path", 4096);
+    require_object(commit.model->metrics, "metrics");
+    metrics = json_text(commit.model->metrics, "metrics");
+  }
+  try {
+    return in_transaction(pool_, [&](pqxx::work& tx) -> std::optional<CycleRecord> {
+      // The watermark first: a cycle that lost the race commits nothing else either.
+      const bool moved = commit.expected
+                             ? !tx.exec_prepared(sql::kWatermarkAdvance.name, commit.learner, to_us(*commit.expected),
+                                                 to_us(commit.to))
+                                    .empty()
+                             : !tx.exec_prepared(sql::kWatermarkInsert.name, commit.learner, to_us(commit.to)).empty();
+      if (!moved) return std::nullopt;  // nothing was written: committing the empty transaction is harmless
+      std::optional<std::string> version;
+      if (commit.model) {
+        const NewModel& m = *commit.model;
+        version = m.version;
+        tx.exec_prepared(sql::kModelRegistryLock.name, kModelRegistryLockKey);
+        tx.exec_prepared(sql::kModelInsert.name, m.version, m.kind, m.sha256, m.path, metrics);
+        for (std::size_t i = 0; i < reports.size(); ++i) {
+          tx.exec_prepared(sql::kReportInsert.name, m.version, commit.reports[i].method, reports[i]);
+        }
+        if (commit.outcome == CycleOutcome::promoted) {
+          tx.exec_prepared(sql::kModelRetireProduction.name, m.version);  // first: the index is checked per row
+          tx.exec_prepared(sql::kModelSetProduction.name, m.version);
+        } else {
+          tx.exec_prepared(sql::kModelReject.name, m.version);
+        }
+      }
+      const auto id = tx.exec_prepared1(sql::kCycleInsert.name, commit.learner, to_us(commit.expected), to_us(commit.to),
+                                        std::string(cycle_outcome_name(commit.outcome)), version, commit.reason, stats)[0]
+                          .as<std::int64_t>();
+      CycleRecord record;
+      record.id = id;
+      record.learner = commit.learner;
+      record.from = commit.expected;
+      record.to = commit.to;
+      record.outcome = commit.outcome;
+      record.model_version = version;
+      record.reason = commit.reason;
+      record.stats = commit.stats;
+      record.finished_at = now_timestamp();
+      return record;
+    });
+  } catch (const ConflictError&) {
+    throw ConflictError("models.version", "model version " + shown(commit.model ? commit.model->version : "") +
+                                              " is already registered");
+  }
+}
+
+std::optional<Timestamp> LearningLog::newest_decision() {
+  const pqxx::result r = query(pool_, sql::kNewestDecision);
+  if (r.empty() || r[0][0].is_null()) return std::nullopt;
+  return from_us(r[0][0].as<std::int64_t>());
+}
+
+std::vector<CycleRecord> LearningLog::cycles(std::string_view learner) {
+  require_learner(learner);
+  return all_rows(query(pool_, sql::kCyclesOfLearner, std::string(learner)), cycle_of);
+}
+
+}  // namespace forkcast::db

@@ -24,7 +24,7 @@ E parse_name(std::string_view name, const std::array<std::string_view, N>& names
 
 constexpr const auto& kSlots = config::kMealSlotNames;  // the database enum `slot` spells them so
 constexpr std::array<std::string_view, 4> kOutcomes = {"accepted", "rejected", "eaten", "skipped"};
-constexpr std::array<std::string_view, 3> kModelStatuses = {"candidate", "production", "retired"};
+constexpr std::array<std::string_view, 4> kModelStatuses = {"candidate", "production", "retired", "rejected"};
 constexpr std::array<std::string_view, 4> kRunStatuses = {"running", "finished", "failed",
                                                           "interrupted"};
 

@@ -370,6 +370,26 @@ WHERE d.decided_at >= timestamptz 'epoch' + current_setting('forkcast.scan_from_
   AND d.decided_at < timestamptz 'epoch' + current_setting('forkcast.scan_to_us')::bigint * interval '1 microsecond'
 ORDER BY d.decided_at, d.event_id)sql";
 
+const Statement kNewestDecision{"newest_decision", R"sql(
+SELECT (extract(epoch FROM max(decided_at)) * 1000000)::bigint FROM decisions)sql"};
+
+const Statement kModelReject{"model_reject", R"sql(
+UPDATE models SET status = 'rejected' WHERE version = $1 AND status = 'candidate' RETURNING version)sql"};
+
+// Columns: id, learner, from_us (NULL), before_us, outcome, model_version (NULL), reason,
+// stats, finished_us.
+const Statement kCycleInsert{"cycle_insert", R"sql(
+INSERT INTO learner_cycles (learner, decided_from, decided_before, outcome, model_version, reason, stats)
+VALUES ($1, timestamptz 'epoch' + $2::bigint * interval '1 microsecond',
+        timestamptz 'epoch' + $3::bigint * interval '1 microsecond', $4, $5, $6, $7::jsonb)
+RETURNING id)sql"};
+
+const Statement kCyclesOfLearner{"cycles_of_learner", R"sql(
+SELECT id, learner, (extract(epoch FROM decided_from) * 1000000)::bigint,
+       (extract(epoch FROM decided_before) * 1000000)::bigint, outcome, model_version, reason, stats::text,
+       (extract(epoch FROM finished_at) * 1000000)::bigint
+FROM learner_cycles WHERE learner = $1 ORDER BY id)sql"};
+
 const Statement kWatermarkGet{"watermark_get", R"sql(
 SELECT (extract(epoch FROM decided_before) * 1000000)::bigint FROM learner_watermarks WHERE learner = $1)sql"};
 
@@ -420,6 +440,10 @@ const Statement* const kAll[] = {
     &kModelRetireProduction,
     &kModelSetProduction,
     &kModelRetire,
+    &kNewestDecision,
+    &kModelReject,
+    &kCycleInsert,
+    &kCyclesOfLearner,
     &kRunInsert,
     &kRunFinish,
     &kRunById,

@@ -67,6 +67,10 @@ extern const char* const kLearningScanQuery;  // DECLAREd as a cursor, not prepa
 extern const Statement kWatermarkGet;
 extern const Statement kWatermarkInsert;
 extern const Statement kWatermarkAdvance;
+extern const Statement kNewestDecision;
+extern const Statement kModelReject;
+extern const Statement kCycleInsert;
+extern const Statement kCyclesOfLearner;
 extern const Statement kLearnerTryLock;  // on the lock's own connection, not the pool's
 
 // All of the above, for the pool.

@@ -26,6 +26,23 @@ ScoringWorkspace& DecisionWorkspace::scoring_for(const std::shared_ptr<const Pol
   return *scoring_;
 }
 
+void score_and_probabilities(const std::shared_ptr<const PolicySnapshot>& snapshot, std::span<const float> observation,
+                             std::span<const std::int32_t> candidates, std::span<const float> recency, double epsilon,
+                             std::span<float> scores, std::span<double> pmf, DecisionWorkspace& workspace) {
+  const std::size_t count = candidates.size();
+  if (count == 0) throw std::invalid_argument("score_and_probabilities: candidates: none");
+  if (count > static_cast<std::size_t>(kMaxCandidates)) {
+    throw std::invalid_argument("score_and_probabilities: candidates: " + std::to_string(count) + " exceed " +
+                                std::to_string(kMaxCandidates));
+  }
+  if (recency.size() != count || scores.size() != count || pmf.size() != count) {
+    throw std::invalid_argument("score_and_probabilities: recency, scores and pmf must have one value per candidate (" +
+                                std::to_string(count) + ")");
+  }
+  snapshot->score(observation, candidates, recency, scores, workspace.scoring_for(snapshot));
+  epsilon_greedy_pmf(std::span<const float>(scores), {}, epsilon, pmf);  // validates epsilon
+}
+
 Decision decide(const std::shared_ptr<const PolicySnapshot>& snapshot, const env::UserTracker& tracker,
                 const DecisionRequest& request, DecisionWorkspace& workspace) {
   const std::size_t count = request.candidates.size();
@@ -46,13 +63,11 @@ Decision decide(const std::shared_ptr<const PolicySnapshot>& snapshot, const env
   const std::span<float> recency(workspace.recency.data(), count);
   for (std::size_t i = 0; i < count; ++i) recency[i] = static_cast<float>(tracker.meal_recency(request.candidates[i]));
 
-  // 2. score
+  // 2. score and 3. probabilities
   const std::span<float> scores(workspace.scores.data(), count);
-  snapshot->score(workspace.observation, request.candidates, recency, scores, workspace.scoring_for(snapshot));
-
-  // 3. probabilities (epsilon_greedy_pmf validates epsilon)
   const std::span<double> pmf(workspace.probabilities.data(), count);
-  epsilon_greedy_pmf(std::span<const float>(scores), {}, request.epsilon, pmf);
+  score_and_probabilities(snapshot, workspace.observation, request.candidates, recency, request.epsilon, scores, pmf,
+                          workspace);
 
   // 4. sample, with the stateless seeded rule a logged draw_seed replays
   Decision d;

@@ -43,7 +43,7 @@ TEST(Cli, VersionPrintsVersionAndRevision) {
 TEST(Cli, HelpListsEverySubcommand) {
   const auto r = run("--help");
   EXPECT_EQ(r.exit_code, 0);
-  for (const char* sub : {"serve", "train", "evaluate", "db", "advise", "catalog", "version", "config",
+  for (const char* sub : {"serve", "train", "evaluate", "db", "advise", "catalog", "learn", "version", "config",
                           "--config", "--log-level", "--log-format"}) {
     EXPECT_NE(r.output.find(sub), std::string::npos) << sub;
   }
@@ -228,4 +228,19 @@ TEST(CliTrain, TheDqnTakesItsSettingsFromTheDqnSectionAndRefusesTabularFlags) {
   const auto bad = run("train --agent dqn --env mealsim --steps 10", "FORKCAST_DQN__HIDDEN=64,0");
   EXPECT_EQ(bad.exit_code, 2);
   EXPECT_NE(bad.output.find("dqn.hidden"), std::string::npos) << bad.output;
+}
+
+TEST(Cli, LearnNeedsExactlyOneOfOnceOrEveryAndSaysWhatADurationIs) {
+  const auto neither = run("learn");
+  EXPECT_EQ(neither.exit_code, 2) << neither.output;
+  EXPECT_NE(neither.output.find("give exactly one of --once or --every"), std::string::npos) << neither.output;
+  EXPECT_EQ(run("learn --once --every 10m").exit_code, 2);
+  const auto bad = run("learn --every 10x");
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("--every: '10x' is not a positive duration like 90s, 10m or 2h"), std::string::npos)
+      << bad.output;
+  EXPECT_EQ(run("learn --every 0s").exit_code, 2);
+  const auto gate = run("learn --once --override-gate maybe");
+  EXPECT_EQ(gate.exit_code, 2) << gate.output;
+  EXPECT_NE(gate.output.find("allowed: promote, reject"), std::string::npos) << gate.output;
 }

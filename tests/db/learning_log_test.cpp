@@ -273,3 +273,105 @@ TEST(LearnerLockErrors, AnUnreachableDatabaseIsUnavailableAndBadNamesAreRefused)
                fdb::DatabaseUnavailable);
   EXPECT_THROW(fdb::LearnerLock::try_acquire("postgresql://127.0.0.1:1/x", "bad name"), std::invalid_argument);
 }
+
+namespace {
+
+fdb::NewModel model_named(const std::string& version) {
+  return {version, "dqn", std::string(64, 'a'), "/models/" + version + "/model.safetensors", json{{"cycle", 1}}};
+}
+
+}  // namespace
+
+TEST_F(LearningLogTest, ACycleCommitsItsWatermarkModelReportsAndRowTogether) {
+  fdb::LearningLog log(db_->pool());
+  const std::string learner = "commit-" + unique_suffix();
+  const std::string incumbent = "incumbent-" + unique_suffix();
+  db_->models().register_model(model_named(incumbent));
+  db_->models().promote(incumbent);
+
+  // A promoted cycle: the watermark, the model in production, its report, the cycle's row.
+  fdb::CycleCommit promoted;
+  promoted.learner = learner;
+  promoted.to = kT0;
+  promoted.outcome = fdb::CycleOutcome::promoted;
+  promoted.model = model_named("learned-a-" + unique_suffix());
+  promoted.reports = {{promoted.model->version, "dr", json{{"estimate", 0.7}}}};
+  promoted.reason = "better";
+  promoted.stats = {{"transitions", 10}};
+  const auto first = log.commit_cycle(promoted);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(log.watermark(learner), kT0);
+  EXPECT_EQ(db_->models().production()->registered.version, promoted.model->version);
+  EXPECT_EQ(db_->models().find(incumbent)->status, fdb::ModelStatus::retired);
+  ASSERT_EQ(db_->eval_reports().list_for_model(promoted.model->version).size(), 1U);
+  EXPECT_EQ(db_->eval_reports().list_for_model(promoted.model->version)[0].saved.method, "dr");
+
+  // A rejected cycle: registered as rejected, production unchanged.
+  fdb::CycleCommit rejected = promoted;
+  rejected.expected = kT0;
+  rejected.to = kT0 + 1h;
+  rejected.outcome = fdb::CycleOutcome::rejected;
+  rejected.model = model_named("learned-b-" + unique_suffix());
+  rejected.reports = {};
+  rejected.reason = "not better";
+  ASSERT_TRUE(log.commit_cycle(rejected));
+  EXPECT_EQ(db_->models().find(rejected.model->version)->status, fdb::ModelStatus::rejected);
+  EXPECT_EQ(db_->models().production()->registered.version, promoted.model->version);
+
+  // A cycle that started from a stale watermark commits nothing at all.
+  fdb::CycleCommit stale = rejected;
+  stale.model = model_named("learned-c-" + unique_suffix());
+  EXPECT_FALSE(log.commit_cycle(stale));
+  EXPECT_FALSE(db_->models().find(stale.model->version)) << "a model of a cycle that lost the race was registered";
+  EXPECT_EQ(log.watermark(learner), kT0 + 1h);
+
+  // A version already registered fails the whole cycle: the watermark stays.
+  fdb::CycleCommit duplicate = rejected;
+  duplicate.expected = kT0 + 1h;
+  duplicate.to = kT0 + 2h;
+  EXPECT_THROW(log.commit_cycle(duplicate), fdb::ConflictError);
+  EXPECT_EQ(log.watermark(learner), kT0 + 1h);
+
+  const auto cycles = log.cycles(learner);
+  ASSERT_EQ(cycles.size(), 2U);
+  EXPECT_EQ(cycles[0].outcome, fdb::CycleOutcome::promoted);
+  EXPECT_FALSE(cycles[0].from);
+  EXPECT_EQ(cycles[0].to, kT0);
+  EXPECT_EQ(cycles[0].stats["transitions"], 10);
+  EXPECT_EQ(cycles[1].outcome, fdb::CycleOutcome::rejected);
+  EXPECT_EQ(cycles[1].from, kT0);
+  EXPECT_EQ(cycles[1].model_version, rejected.model->version);
+  EXPECT_EQ(cycles[1].reason, "not better");
+}
+
+TEST_F(LearningLogTest, ACycleCommitNeedsAModelExactlyWhenItsOutcomeHasOne) {
+  fdb::LearningLog log(db_->pool());
+  fdb::CycleCommit c;
+  c.learner = "shape-" + unique_suffix();
+  c.to = kT0;
+  c.outcome = fdb::CycleOutcome::promoted;
+  c.reason = "r";
+  EXPECT_THROW(log.commit_cycle(c), std::invalid_argument);
+  c.outcome = fdb::CycleOutcome::no_model;
+  c.model = model_named("shape-" + unique_suffix());
+  EXPECT_THROW(log.commit_cycle(c), std::invalid_argument);
+  c.model.reset();
+  ASSERT_TRUE(log.commit_cycle(c));
+  EXPECT_EQ(log.cycles(c.learner).at(0).outcome, fdb::CycleOutcome::no_model);
+  c.expected = kT0;
+  c.to = kT0 - 1h;
+  EXPECT_THROW(log.commit_cycle(c), std::invalid_argument);
+}
+
+TEST_F(LearningLogTest, TheNewestDecisionIsTheLogsClock) {
+  fdb::LearningLog log(db_->pool());
+  const auto before = log.newest_decision();
+  const std::vector<fdb::Decision> late = {decision_at(alice_, 900, kT0 + 10000h)};
+  ASSERT_EQ(db_->decisions().record_batch(late), 1U);
+  const auto after = log.newest_decision();
+  ASSERT_TRUE(after);
+  EXPECT_GE(*after, kT0 + 10000h);
+  if (before) {
+    EXPECT_GE(*after, *before);
+  }
+}

@@ -6,6 +6,7 @@
 
 #include "forkcast/policy/checkpoint.hpp"
 #include "forkcast/policy/model_files.hpp"
+#include "forkcast/training/model_file.hpp"
 #include "training_state.hpp"
 
 namespace forkcast::training::dqn {
@@ -170,27 +171,13 @@ void restore_checkpoint(const std::filesystem::path& path, RunState& s, const Dq
 
 void save_model(const std::filesystem::path& path, const nn::Mlp<float>& network, const DqnTrainOptions& o,
                 const std::string& env_spec, std::int64_t step) {
-  Checkpoint model;
-  const auto& sizes = network.layer_sizes();
-  for (std::size_t l = 0; l + 1 < sizes.size(); ++l) {
-    const auto w = network.weight(static_cast<int>(l));
-    const auto b = network.bias(static_cast<int>(l));
-    // nn.Sequential(Linear, ReLU, Linear, ...): Linear layers sit at even indices.
-    const std::string prefix = std::to_string(2 * l);
-    model.tensors.push_back(Tensor::from_span<float>(prefix + ".weight", {w.rows(), w.cols()},
-                                                     std::span<const float>(w.data(), static_cast<std::size_t>(w.size()))));
-    model.tensors.push_back(Tensor::from_span<float>(prefix + ".bias", {b.size()},
-                                                     std::span<const float>(b.data(), static_cast<std::size_t>(b.size()))));
-  }
-  model.metadata = {{"format", std::string(policy::kDqnModelFormat)},
-                    {"env", o.env},
-                    {"env_spec", env_spec},
-                    {"layer_sizes", layer_sizes_json(sizes)},
-                    {"config", options_json(o).dump()},
-                    {"step", std::to_string(step)},
-                    {"git_revision", o.git_revision}};
-  add_belief_metadata(model.metadata, o);
-  policy::save_safetensors(path, model);
+  std::map<std::string, std::string> metadata = {{"env", o.env},
+                                                 {"env_spec", env_spec},
+                                                 {"config", options_json(o).dump()},
+                                                 {"step", std::to_string(step)},
+                                                 {"git_revision", o.git_revision}};
+  add_belief_metadata(metadata, o);
+  save_model_file(path, network, std::move(metadata));
 }
 
 }  // namespace forkcast::training::dqn

@@ -6,9 +6,6 @@ namespace forkcast::db {
 
 namespace {
 
-// Any fixed number: the advisory lock key of the model registry.
-constexpr std::int64_t kModelRegistryLockKey = 0x666f726b63617374;  // "forkcast"
-
 Model model_of(const pqxx::row& r) {
   Model m;
   m.registered.version = r[0].as<std::string>();

@@ -22,6 +22,10 @@
 
 namespace forkcast::db {
 
+// Any fixed number: the advisory lock key of the model registry (promotions and the
+// learner's commits take it, so two of them never interleave).
+inline constexpr std::int64_t kModelRegistryLockKey = 0x666f726b63617374;  // "forkcast"
+
 // ---- input checks: std::invalid_argument naming the field and the value ----------------
 
 // `value` quoted for an error message: at most 80 bytes, unprintable bytes as '?'.

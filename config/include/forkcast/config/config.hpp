@@ -169,6 +169,32 @@ struct MealSimConfig {
   double default_portion = 1.15;       // their own portions run larger
 };
 
+// `forkcast learn`, the learning loop (docs/learning-loop.md has what each knob does).
+struct LearningConfig {
+  std::string learner = "default";             // the watermark's and the lock's name
+  std::string models_dir = "models/learned";   // <models_dir>/<version>/model.safetensors
+  std::string reports_dir = "reports/learning"; // <reports_dir>/<version>/report.{json,md,html}
+  std::string clock = "wall";                  // wall: now is the machine's; log: the newest decision's time
+  std::int64_t reward_wait_s = 3'600;          // feedback counted this long after a decision
+  std::int64_t next_wait_s = 86'400;           // the user's next decision within this is the next state
+  std::string reward_source = "computed";      // computed (MealSim's terms) | client (the rewards clients sent)
+  double gamma = 0.9;                          // discount between a user's consecutive decisions
+  std::int64_t min_transitions = 2'000;        // fewer in a cycle's range: no model, the watermark waits
+  double holdout_share = 0.25;                 // share of users held out of training for the gate
+  int updates = 3'000;                         // gradient updates per cycle
+  int batch_size = 64;
+  double learning_rate = 1e-4;
+  double cql_alpha = 1.0;                      // weight of the conservative term; 0: plain double DQN
+  int target_update_every = 250;
+  std::string gate_estimator = "dr";           // dr | snips: whose lower bound decides
+  double gate_margin = 0.0;                    // reward per decision the lower bound must beat the log by
+  double gate_min_ess = 200;                   // effective sample size the estimate needs
+  double gate_confidence = 0.95;
+  int gate_bootstrap_resamples = 500;
+  int scan_batch_size = 5'000;                 // rows per cursor FETCH
+  std::int64_t seed = 0;                       // of the update's batches; a cycle's seed is seed + cycle
+};
+
 struct LoggingConfig {
   std::string level = "info";     // trace | debug | info | warn | error | off
   std::string format = "text";    // text | json
@@ -183,6 +209,7 @@ struct Config {
   TrainingConfig training;
   DqnConfig dqn;
   MealSimConfig mealsim;
+  LearningConfig learning;
   LoggingConfig logging;
 };
 

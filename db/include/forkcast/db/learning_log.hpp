@@ -36,6 +36,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "forkcast/db/pool.hpp"
 #include "forkcast/db/records.hpp"
@@ -81,6 +82,36 @@ struct ScanStats {
   int batches = 0;
 };
 
+// What a finished cycle commits, all in one transaction (docs/learning-loop.md "Crash
+// safety"): the watermark moved by compare-and-set, the model it trained (registered as a
+// candidate, then promoted to production or marked rejected), its evaluation reports, and
+// the cycle's row. Either all of it is in the database or none of it.
+enum class CycleOutcome : std::uint8_t { promoted, rejected, no_model };
+std::string_view cycle_outcome_name(CycleOutcome outcome) noexcept;
+
+struct CycleCommit {
+  std::string learner;
+  std::optional<Timestamp> expected;  // the watermark the cycle started from (nullopt: none)
+  Timestamp to{};                     // the new watermark
+  CycleOutcome outcome = CycleOutcome::no_model;
+  std::optional<NewModel> model;      // required unless outcome is no_model
+  std::vector<NewEvalReport> reports; // their model_version is set to the model's
+  std::string reason;                 // why this outcome, in words
+  nlohmann::json stats = nlohmann::json::object();
+};
+
+struct CycleRecord {
+  std::int64_t id = 0;
+  std::string learner;
+  std::optional<Timestamp> from;
+  Timestamp to{};
+  CycleOutcome outcome = CycleOutcome::no_model;
+  std::optional<std::string> model_version;
+  std::string reason;
+  nlohmann::json stats;
+  Timestamp finished_at{};
+};
+
 class LearningLog {
  public:
   explicit LearningLog(ConnectionPool& pool) : pool_(pool) {}
@@ -90,6 +121,10 @@ class LearningLog {
   // negative waits or a batch size out of range.
   ScanStats scan(const ScanRange& range, const std::function<void(std::span<const JoinedDecision>)>& sink);
 
+  // The time of the newest decision in the log (nullopt: none): "now" for a learner whose
+  // clock is the log's (simulated traffic carries its own time).
+  std::optional<Timestamp> newest_decision();
+
   // The learner's watermark: every decision before it has been consumed by a finished cycle.
   // nullopt for a learner that never finished one. `learner`: [A-Za-z0-9][A-Za-z0-9._-]{0,63}.
   std::optional<Timestamp> watermark(std::string_view learner);
@@ -98,6 +133,15 @@ class LearningLog {
   // (another learner moved it: this cycle's data were consumed twice or not at all, so its
   // result must be thrown away). Throws std::invalid_argument when `to` is before `expected`.
   bool advance_watermark(std::string_view learner, std::optional<Timestamp> expected, Timestamp to);
+
+  // Commits a cycle as described at CycleCommit. nullopt, changing nothing, when the stored
+  // watermark is not `expected` (another learner finished this range first). Throws
+  // ConflictError("models.version") for a version already registered, std::invalid_argument
+  // for a commit without a model where the outcome needs one (or with one where it does not),
+  // `to` before `expected`, or a bad learner name.
+  std::optional<CycleRecord> commit_cycle(const CycleCommit& commit);
+  // The learner's finished cycles, oldest first.
+  std::vector<CycleRecord> cycles(std::string_view learner);
 
  private:
   ConnectionPool& pool_;

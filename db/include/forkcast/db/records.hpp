@@ -141,7 +141,9 @@ struct MealLogResult {
 
 // ---- models, training runs, evaluation reports ---------------------------------------
 
-enum class ModelStatus : std::uint8_t { candidate, production, retired };
+// rejected: registered by the learner, refused by its gate (docs/learning-loop.md); never served
+// unless promoted explicitly.
+enum class ModelStatus : std::uint8_t { candidate, production, retired, rejected };
 std::string_view model_status_name(ModelStatus status) noexcept;
 ModelStatus model_status_from_name(std::string_view name, std::string_view field = "status");
 

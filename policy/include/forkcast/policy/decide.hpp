@@ -84,4 +84,13 @@ struct Decision {
 Decision decide(const std::shared_ptr<const PolicySnapshot>& snapshot, const env::UserTracker& tracker,
                 const DecisionRequest& request, DecisionWorkspace& workspace);
 
+// Steps 2 and 3 of decide() for a state already observed: the candidates' scores and their
+// epsilon-greedy probabilities, into `scores` and `pmf` (candidates.size() each). decide()
+// runs exactly this; the learner's gate runs it on logged decisions (observation and
+// recency as logged) to get the probabilities a model would have served them with.
+// Errors as decide()'s, and std::invalid_argument when the spans' sizes differ.
+void score_and_probabilities(const std::shared_ptr<const PolicySnapshot>& snapshot, std::span<const float> observation,
+                             std::span<const std::int32_t> candidates, std::span<const float> recency, double epsilon,
+                             std::span<float> scores, std::span<double> pmf, DecisionWorkspace& workspace);
+
 }  // namespace forkcast::policy
