@@ -40,5 +40,6 @@ void add_evaluate_command(CLI::App& app, const GlobalOptions& global);
 void add_serve_command(CLI::App& app, const GlobalOptions& global);
 void add_advise_command(CLI::App& app, const GlobalOptions& global);
 void add_learn_command(CLI::App& app, const GlobalOptions& global);
+void add_simulate_command(CLI::App& app, const GlobalOptions& global);
 
 }  // namespace forkcast::apps

@@ -44,6 +44,7 @@ int main(int argc, char** argv) {
   forkcast::apps::add_db_command(app, global);
   forkcast::apps::add_advise_command(app, global);
   forkcast::apps::add_learn_command(app, global);
+  forkcast::apps::add_simulate_command(app, global);
 
   try {
     app.parse(argc, argv);

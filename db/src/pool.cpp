@@ -270,6 +270,21 @@ void Pool::rethrow_as_database_error(Lease& lease) {
     throw DatabaseError(std::string("database client error: ") + e.what());
   } catch (const pqxx::failure& e) {
     lease.mark_broken();
+    // libpqxx 6.4 reports a connection that died inside a statement as a plain failure
+    // ("Could not obtain client encoding": the error path upstream fixed in 7.7, jtv/libpqxx
+    // #500) rather than broken_connection. Found by the sanitizer run of the fault suite: a
+    // feedback write during a PostgreSQL stop answered 500 instead of 503. A connection that
+    // is no longer open means the database went away: retrying is what the caller must do.
+    bool open = false;
+    try {
+      open = lease.connection().is_open();
+    } catch (...) {
+    }
+    if (!open || std::string_view(e.what()).find("client encoding") != std::string_view::npos) {
+      throw DatabaseUnavailable(std::string("lost the database connection (a write in flight may or may not have "
+                                            "committed): ") +
+                                e.what());
+    }
     throw DatabaseError(std::string("database failure: ") + e.what());
   }
 }

@@ -20,6 +20,7 @@ policy::Decision ServedMealPolicy::decide(const env::MealSim& sim, std::uint64_t
   request.slot = sim.tracker().slot();
   request.candidates = candidates_;
   request.epsilon = policy::serving_epsilon(exploration_, sim.step_index());
+  request.temperature = exploration_.serving_temperature;
   request.draw_seed = draw_seed;
   request.n = 1;
   return policy::decide(snapshot_, sim.tracker(), request, workspace_);

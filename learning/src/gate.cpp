@@ -74,6 +74,7 @@ evaluation::DecisionLog held_out_log(const LoggedDataset& data, std::span<const 
     for (const float p : propensities) d.probabilities.push_back(static_cast<double>(p) / sum);
     d.chosen = static_cast<std::size_t>(data.chosen[static_cast<std::size_t>(row)]);
     d.epsilon = data.epsilon[static_cast<std::size_t>(row)];
+    d.temperature = data.temperature[static_cast<std::size_t>(row)];
     const auto recency = data.recency_of(row);
     d.candidate_features.assign(recency.begin(), recency.end());
     d.candidate_feature_dim = 1;
@@ -96,7 +97,8 @@ void SnapshotTarget::pmf(const evaluation::LoggedDecision& decision, std::span<d
                                 " has no recency per candidate (candidate_feature_dim 1)");
   }
   policy::score_and_probabilities(snapshot_, decision.state_features, decision.candidates, decision.candidate_features,
-                                  decision.epsilon, std::span<float>(scores_.data(), count), pmf, workspace_);
+                                  decision.epsilon, decision.temperature, std::span<float>(scores_.data(), count), pmf,
+                                  workspace_);
 }
 
 GateResult apply_gate(const evaluation::DecisionLog& log, const evaluation::DirectMethodModel& model,

@@ -101,6 +101,10 @@ std::int32_t DatasetBuilder::add_row(const db::Decision& decision) {
   data_.candidate_begin.push_back(static_cast<std::int64_t>(data_.candidates.size()));
   data_.chosen.push_back(chosen);
   data_.epsilon.push_back(static_cast<float>(d.epsilon));
+  const auto temperature = d.context.find("temperature");
+  data_.temperature.push_back(temperature != d.context.end() && temperature->is_number() && temperature->get<double>() > 0
+                                  ? static_cast<float>(temperature->get<double>())
+                                  : 0.0F);
   data_.user_key.push_back(user_key_of(d.user_id));
   data_.decided_at.push_back(d.decided_at.value_or(db::Timestamp{}));
   data_.event_id.push_back(decision.event_id);

@@ -1,6 +1,7 @@
 #include "forkcast/policy/decide.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <numeric>
 #include <stdexcept>
 #include <string>
@@ -28,7 +29,8 @@ ScoringWorkspace& DecisionWorkspace::scoring_for(const std::shared_ptr<const Pol
 
 void score_and_probabilities(const std::shared_ptr<const PolicySnapshot>& snapshot, std::span<const float> observation,
                              std::span<const std::int32_t> candidates, std::span<const float> recency, double epsilon,
-                             std::span<float> scores, std::span<double> pmf, DecisionWorkspace& workspace) {
+                             double temperature, std::span<float> scores, std::span<double> pmf,
+                             DecisionWorkspace& workspace) {
   const std::size_t count = candidates.size();
   if (count == 0) throw std::invalid_argument("score_and_probabilities: candidates: none");
   if (count > static_cast<std::size_t>(kMaxCandidates)) {
@@ -39,8 +41,21 @@ void score_and_probabilities(const std::shared_ptr<const PolicySnapshot>& snapsh
     throw std::invalid_argument("score_and_probabilities: recency, scores and pmf must have one value per candidate (" +
                                 std::to_string(count) + ")");
   }
+  if (!(temperature >= 0.0) || !std::isfinite(temperature)) {
+    throw std::invalid_argument("score_and_probabilities: temperature: " + std::to_string(temperature) +
+                                " must be a finite number >= 0");
+  }
   snapshot->score(observation, candidates, recency, scores, workspace.scoring_for(snapshot));
-  epsilon_greedy_pmf(std::span<const float>(scores), {}, epsilon, pmf);  // validates epsilon
+  if (temperature == 0.0) {
+    epsilon_greedy_pmf(std::span<const float>(scores), {}, epsilon, pmf);  // validates epsilon
+    return;
+  }
+  if (!(epsilon >= 0.0 && epsilon <= 1.0)) {
+    throw std::invalid_argument("score_and_probabilities: epsilon: " + std::to_string(epsilon) + " is outside [0, 1]");
+  }
+  softmax_pmf(std::span<const float>(scores), {}, temperature, pmf);
+  const double uniform = epsilon / static_cast<double>(count);
+  for (double& p : pmf) p = (1.0 - epsilon) * p + uniform;
 }
 
 Decision decide(const std::shared_ptr<const PolicySnapshot>& snapshot, const env::UserTracker& tracker,
@@ -66,8 +81,8 @@ Decision decide(const std::shared_ptr<const PolicySnapshot>& snapshot, const env
   // 2. score and 3. probabilities
   const std::span<float> scores(workspace.scores.data(), count);
   const std::span<double> pmf(workspace.probabilities.data(), count);
-  score_and_probabilities(snapshot, workspace.observation, request.candidates, recency, request.epsilon, scores, pmf,
-                          workspace);
+  score_and_probabilities(snapshot, workspace.observation, request.candidates, recency, request.epsilon,
+                          request.temperature, scores, pmf, workspace);
 
   // 4. sample, with the stateless seeded rule a logged draw_seed replays
   Decision d;

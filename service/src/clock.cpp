@@ -62,6 +62,10 @@ db::Timestamp parse_recent_time(const std::string& text, const std::string& fiel
   return t;
 }
 
+db::Timestamp parse_request_time(const std::string& text, const std::string& field, bool simulation_clock) {
+  return simulation_clock ? parse_time(text, field) : parse_recent_time(text, field);
+}
+
 std::string format_time(db::Timestamp t) {
   using namespace std::chrono;
   const auto day = floor<days>(t);

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <bit>
+#include <cmath>
 #include <type_traits>
 
 namespace forkcast::service::journal {
@@ -13,7 +14,7 @@ constexpr char kDecisionTag = 'D';
 constexpr std::uint8_t kCatalogFormat = 1;
 // Decision frames: 1 (the first release), 2 adds the candidates' recency and the catalog
 // version after the observation's tail. Both are read; 2 is written.
-constexpr std::uint8_t kDecisionFormat = 2;
+constexpr std::uint8_t kDecisionFormat = 3;
 
 constexpr std::array<std::uint32_t, 256> make_crc_table() {
   std::array<std::uint32_t, 256> table{};
@@ -145,6 +146,7 @@ void append_decision_frame(const PendingDecision& d, std::string& out) {
       for (const float r : d.recency) put<float>(o, r);
     }
     put_string(o, d.catalog_version);
+    put<double>(o, d.temperature);  // format 3
   });
 }
 
@@ -217,12 +219,16 @@ bool decode_decision(std::string_view payload, std::size_t meal_count, PendingDe
   if (!in.get(out.draw_seed) || !in.get(out.step) || !in.get(out.n)) return false;
   out.recency.clear();
   out.catalog_version.clear();
+  out.temperature = 0;
   if (version >= 2) {
     std::uint32_t recencies = 0;
     if (!in.get_count(recencies, 4) || (recencies != 0 && recencies != n)) return false;
     out.recency.resize(recencies);
     for (auto& r : out.recency) in.get(r);  // fit: checked by get_count
     if (!in.get_string(out.catalog_version)) return false;
+  }
+  if (version >= 3 && (!in.get(out.temperature) || !(out.temperature >= 0.0) || !std::isfinite(out.temperature))) {
+    return false;
   }
   return in.at_end();
 }

@@ -17,7 +17,8 @@ db::Decision to_stored(const PendingDecision& p, std::span<const std::string> me
   n.decided_at = p.decided_at;
   n.slot = static_cast<db::Slot>(p.slot);
   n.model_version = p.model_version;
-  n.policy = "epsilon_greedy";
+  // How the probabilities arose (policy/decide.hpp step 3); the learner's gate reads both.
+  n.policy = p.temperature > 0 ? "softmax_epsilon" : "epsilon_greedy";
   n.epsilon = p.epsilon;
   n.candidates.reserve(p.candidates.size());
   n.scores.reserve(p.candidates.size());
@@ -37,6 +38,7 @@ db::Decision to_stored(const PendingDecision& p, std::span<const std::string> me
   n.context = {{"draw_seed", p.draw_seed}, {"step", p.step}, {"greedy", n.candidates[p.greedy]}, {"n", p.n}};
   if (n.candidate_feature_dim == 1) n.context["candidate_features"] = "recency";
   if (!p.catalog_version.empty()) n.context["catalog"] = p.catalog_version;
+  if (p.temperature > 0) n.context["temperature"] = p.temperature;
   return d;
 }
 

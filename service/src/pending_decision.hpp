@@ -24,6 +24,7 @@ struct PendingDecision {
   env::Slot slot = env::Slot::breakfast;
   std::string model_version;
   double epsilon = 0;
+  double temperature = 0;                // the softmax temperature (0: epsilon-greedy); 0 in older journals
   std::vector<std::int32_t> candidates;  // catalog indices
   std::vector<float> scores;             // per candidate
   std::vector<double> probabilities;     // per candidate

@@ -105,7 +105,7 @@ Response handle_recommend(Application& app, const Request& request, Call& call) 
   body.finish();
   require_user(call, asked.user_id);
   if (slot_name) asked.slot = env::parse_slot(*slot_name);
-  asked.at = time ? parse_recent_time(*time, "time") : db::now_timestamp();
+  asked.at = time ? parse_request_time(*time, "time", app.config().server.simulation_clock) : db::now_timestamp();
   return recommend(app, request, call, asked);
 }
 
@@ -159,6 +159,7 @@ Response recommend(Application& app, const Request& request, Call& call, const R
     asked.slot = slot;  // a slot earlier than the state's (a late request) does not rewind it
     asked.candidates = candidates;
     asked.epsilon = epsilon;
+    asked.temperature = app.config().exploration.serving_temperature;
     asked.draw_seed = app.random64();
     asked.n = n;
     const policy::Decision decided = policy::decide(model->snapshot, tracker, asked, workspace);
@@ -168,10 +169,12 @@ Response recommend(Application& app, const Request& request, Call& call, const R
 
     decision.event_id = app.new_uuid();
     decision.user_id = session->id;
-    decision.decided_at = db::now_timestamp();
+    // The service's own clock, unless it runs on simulated time (the request's, or now).
+    decision.decided_at = app.config().server.simulation_clock ? at : db::now_timestamp();
     decision.slot = slot;
     decision.model_version = model->version;
     decision.epsilon = epsilon;
+    decision.temperature = asked.temperature;
     decision.candidates.assign(candidates.begin(), candidates.end());
     decision.scores.assign(scores.begin(), scores.end());
     decision.probabilities.assign(pmf.begin(), pmf.end());
@@ -298,7 +301,15 @@ Response handle_feedback(Application& app, const Request& request, Call& call) {
   if (!outcome_name) throw bad_request("missing_field", "outcome: is required", "outcome");
   const auto rating = body.optional_int("rating", 1, 5);
   const std::string key = body.string("idempotency_key", 255);
+  const auto time = body.optional_string("time", 64);
   body.finish();
+  const bool simulation_clock = app.config().server.simulation_clock;
+  if (time && !simulation_clock) {
+    throw bad_request("invalid_value", "time: feedback takes the service's own time (server.simulation_clock is off)",
+                      "time");
+  }
+  const std::optional<db::Timestamp> received_at =
+      time ? std::optional<db::Timestamp>(parse_request_time(*time, "time", true)) : std::nullopt;
   if (call.principal.user_id.empty() && !call.principal.admin) {
     throw ApiError(http::status::unauthorized, "missing_credentials", "this route needs a bearer token", "Authorization");
   }
@@ -355,6 +366,7 @@ Response handle_feedback(Application& app, const Request& request, Call& call) {
   // The reward logged for off-policy evaluation: acceptance, nudged by the rating.
   feedback.reward = (ate ? 1.0 : 0.0) + (rating ? 0.1 * (static_cast<double>(*rating) - 3.0) : 0.0);
   feedback.idempotency_key = key;
+  feedback.received_at = received_at;  // empty: the database's now()
   const db::FeedbackResult result = app.database().feedback_writer().submit(feedback);  // after COMMIT
   if (result.duplicate) {
     app.metrics().feedback_duplicates().Increment();
@@ -412,7 +424,8 @@ Response handle_log_meal(Application& app, const Request& request, Call& call) {
     // The entry references the decision: wait until the decision log stored it.
     await_stored_decisions(app, log_sequence, "the decision of this event is not stored yet");
   }
-  const db::Timestamp at = time ? parse_recent_time(*time, "time") : db::now_timestamp();
+  const db::Timestamp at =
+      time ? parse_request_time(*time, "time", app.config().server.simulation_clock) : db::now_timestamp();
   const env::Slot slot = slot_name ? *env::parse_slot(*slot_name) : local_slot(at, offset);
 
   db::NewMealLogEntry entry;

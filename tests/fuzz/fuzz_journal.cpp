@@ -33,7 +33,8 @@ bool same(const PendingDecision& a, const PendingDecision& b) {
          a.candidates == b.candidates && bits(a.scores) == bits(b.scores) &&
          bits(a.probabilities) == bits(b.probabilities) && a.chosen == b.chosen && a.greedy == b.greedy &&
          a.ranked == b.ranked && bits(a.observation) == bits(b.observation) && a.draw_seed == b.draw_seed &&
-         a.step == b.step && a.n == b.n && bits(a.recency) == bits(b.recency) && a.catalog_version == b.catalog_version;
+         a.step == b.step && a.n == b.n && bits(a.recency) == bits(b.recency) && a.catalog_version == b.catalog_version &&
+         std::memcmp(&a.temperature, &b.temperature, sizeof a.temperature) == 0;
 }
 
 }  // namespace

@@ -35,9 +35,11 @@ def meal_table(ids) -> bytes:
     return frame(b"C" + bytes([1]) + struct.pack("<I", len(ids)) + b"".join(s16(i) for i in ids))
 
 
-def decision(event, user, candidates, chosen, ranked, slot=1, version=2, recency=True, catalog="0123456789abcdef") -> bytes:
-    """A decision frame: format 2 (recency per candidate and the catalog version at the end)
-    unless version=1, the first release's layout."""
+def decision(event, user, candidates, chosen, ranked, slot=1, version=3, recency=True, catalog="0123456789abcdef",
+             temperature=0.0) -> bytes:
+    """A decision frame: format 3 (recency per candidate, the catalog version and the softmax
+    temperature at the end); version=2 leaves the temperature out, version=1 is the first
+    release's layout."""
     n = len(candidates)
     body = b"D" + bytes([version]) + s16(event) + s16(user) + s16("mealsim-dqn-default@1")
     body += struct.pack("<qBd", 1796400000000000, slot, 0.05)
@@ -53,6 +55,8 @@ def decision(event, user, candidates, chosen, ranked, slot=1, version=2, recency
         else:
             body += struct.pack("<I", 0)
         body += s16(catalog)
+    if version >= 3:
+        body += struct.pack("<d", temperature)
     return frame(body)
 
 
@@ -94,8 +98,8 @@ def main():
     event = "0b7f1c2e-3d4a-4b5c-8d6e-7f8091a2b3c4"
     user = "5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9"
     table = meal_table(ids)
-    one = decision(event, user, [0, 1, 2, 3], 1, [1, 0, 2])
-    two = decision(event.replace("0b", "1c"), user, [3, 2], 0, [0])
+    one = decision(event, user, [0, 1, 2, 3], 1, [1, 0, 2], version=2)
+    two = decision(event.replace("0b", "1c"), user, [3, 2], 0, [0], version=2)
     write("journal", "segment_two_decisions.fcj", table + one + two)
     write("journal", "segment_torn_tail.fcj", table + one + two[: len(two) // 2])
     bad_crc = bytearray(table + one)
@@ -103,8 +107,10 @@ def main():
     write("journal", "segment_bad_checksum.fcj", bytes(bad_crc))
     write("journal", "decision_before_table.fcj", one)
     old_format = decision(event.replace("0b", "2d"), user, [0, 2], 1, [1], version=1)
-    no_recency = decision(event.replace("0b", "3e"), user, [1, 3], 0, [0, 1], recency=False, catalog="")
+    no_recency = decision(event.replace("0b", "3e"), user, [1, 3], 0, [0, 1], recency=False, catalog="", version=2)
     write("journal", "segment_format1_and_no_recency.fcj", table + old_format + no_recency)
+    softmax = decision(event.replace("0b", "4f"), user, [0, 1, 3], 2, [2, 0], temperature=0.25)
+    write("journal", "segment_format3_softmax.fcj", table + softmax)
 
     tokens = ["<unk>", "<s>", "</s>", "a", "b", "ab", "▁", "▁a"]
     vocab = [

@@ -209,3 +209,16 @@ TEST(LoggedDataset, AtTheDaysLastSlotTheNutritionTermUsesTheMealTheUserLoggedIns
   EXPECT_GT(expected.nutrition, 0.0);
   EXPECT_FLOAT_EQ(data.transitions[0].reward, static_cast<float>(expected.total));
 }
+
+TEST(LoggedDataset, ARowKeepsTheSoftmaxTemperatureItWasServedWith) {
+  fl::DatasetBuilder builder(catalog(), {}, {.gamma = 0.9, .until = kT0 + 2h});
+  fdb::JoinedDecision softmax = joined("u", 1, kT0);
+  softmax.decision.logged.policy = "softmax_epsilon";
+  softmax.decision.logged.context["temperature"] = 0.25;
+  fdb::JoinedDecision greedy = joined("u", 2, kT0 + 1h);  // no temperature: epsilon-greedy
+  builder.add(std::vector{softmax, greedy});
+  const fl::LoggedDataset data = std::move(builder).finish();
+  ASSERT_EQ(data.temperature.size(), 2U);
+  EXPECT_FLOAT_EQ(data.temperature[0], 0.25F);
+  EXPECT_EQ(data.temperature[1], 0.0F);
+}

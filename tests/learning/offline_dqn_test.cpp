@@ -37,6 +37,7 @@ std::int32_t add_row(fl::LoggedDataset& d, float mark, const std::vector<std::in
   d.candidate_begin.push_back(static_cast<std::int64_t>(d.candidates.size()));
   d.chosen.push_back(chosen);
   d.epsilon.push_back(0.1F);
+  d.temperature.push_back(0.0F);
   d.user_key.push_back(1);
   d.decided_at.emplace_back();
   d.event_id.emplace_back("e");

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,7 @@ svc::PendingDecision sample() {
   d.n = 3;
   d.recency = {0.0F, 0.5F, 0.25F, 1.0F};
   d.catalog_version = "0123456789abcdef";
+  d.temperature = 0.375;
   return d;
 }
 
@@ -119,6 +121,29 @@ TEST(JournalRecord, ADecisionRoundTripsEveryField) {
   EXPECT_EQ(out.n, in.n);
   EXPECT_EQ(out.recency, in.recency);
   EXPECT_EQ(out.catalog_version, in.catalog_version);
+  EXPECT_EQ(out.temperature, in.temperature);
+}
+
+TEST(JournalRecord, AFrameOfTheSecondFormatReplaysAsEpsilonGreedyAndABadTemperatureIsRefused) {
+  std::string frame;
+  journal::append_decision_frame(sample(), frame);
+  // Format 2 is format 3 without the trailing temperature.
+  std::string payload(payload_of(frame));
+  payload.resize(payload.size() - sizeof(double));
+  payload[1] = 2;
+  svc::PendingDecision out;
+  out.temperature = 9.0;  // stale contents of a recycled object are replaced
+  ASSERT_TRUE(journal::decode_decision(payload, 10, out));
+  EXPECT_EQ(out.temperature, 0.0);
+  EXPECT_EQ(out.catalog_version, sample().catalog_version);
+  // A negative or NaN temperature is no distribution's.
+  for (const double bad : {-0.5, std::numeric_limits<double>::quiet_NaN()}) {
+    svc::PendingDecision d = sample();
+    d.temperature = bad;
+    std::string f;
+    journal::append_decision_frame(d, f);
+    EXPECT_FALSE(journal::decode_decision(payload_of(f), 10, out)) << bad;
+  }
 }
 
 TEST(JournalRecord, AFrameOfTheFirstFormatStillReplaysWithoutRecency) {
@@ -152,7 +177,7 @@ TEST(JournalRecord, ARecencyListOfTheWrongLengthIsRefused) {
   frame.clear();
   journal::append_decision_frame(d, frame);
   std::string payload(payload_of(frame));
-  const std::size_t count_at = payload.size() - 2 - d.catalog_version.size() - 4 * 4 - 4;
+  const std::size_t count_at = payload.size() - sizeof(double) - 2 - d.catalog_version.size() - 4 * 4 - 4;
   payload[count_at] = 2;
   EXPECT_FALSE(journal::decode_decision(payload, 10, out));
 }

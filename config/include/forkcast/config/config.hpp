@@ -49,6 +49,10 @@ struct ServerConfig {
   // db/registry_watch.hpp), and read the registry every model_check_interval_ms besides.
   bool follow_promotions = true;
   int model_check_interval_ms = 1'000;
+  // Simulation only (forkcast simulate-traffic, docs/learning-loop.md): the event time of a
+  // recommendation, feedback or meal log is the request's `time`, with no limit on how far
+  // from now it is. Off, the service keeps its own clock (a deployment never turns it on).
+  bool simulation_clock = false;
   std::int64_t seed = 0;          // event ids and exploration draws; 0 = from std::random_device
 };
 
@@ -82,6 +86,11 @@ struct ExplorationConfig {
   double serving_epsilon_max = 0.3;
   double serving_epsilon_min = 0.02;
   double serving_decay = 0.05;
+  // Serving's greedy part: 0 serves the best-scored meal (epsilon-greedy); > 0 draws it from
+  // softmax(score / serving_temperature) instead, mixed with epsilon uniform. A learning
+  // service wants > 0: its log then supports the policies the learner may propose
+  // (docs/learning-loop.md "The gate").
+  double serving_temperature = 0.0;
 };
 
 struct AdviceConfig {

@@ -71,6 +71,7 @@ struct LoggedDecision {
   std::vector<double> probabilities;    // logging probability per candidate, sums to 1
   std::size_t chosen = 0;               // index into candidates
   double epsilon = std::numeric_limits<double>::quiet_NaN();
+  double temperature = 0;               // the logging policy's softmax temperature (0: epsilon-greedy)
   std::vector<float> state_features;    // e.g. the 63 MealSim observation values
   std::vector<float> candidate_features;  // row-major candidates x candidate_feature_dim (optional)
   int candidate_feature_dim = 0;

@@ -5,8 +5,8 @@
 //
 // The new model is evaluated as it would be served: for each held-out decision, the
 // probabilities policy::score_and_probabilities gives its candidates (the logged
-// observation and recency, the logged epsilon) — decide()'s own steps 2 and 3 — so the
-// estimate is of the policy POST /v1/recommendations would run.
+// observation and recency, the logged epsilon and softmax temperature) — decide()'s own
+// steps 2 and 3 — so the estimate is of the policy POST /v1/recommendations would run.
 //
 // Rule: promote iff
 //   ESS >= min_ess                       (enough of the log supports the new policy), and

@@ -8,7 +8,8 @@
 //
 // A decision becomes a row: its observation (state_features), its candidates as catalog
 // indices with their logged recency (candidate_features, dim 1) and propensities, the
-// position of the chosen meal, its epsilon, the user (hashed) and the time. A decision
+// position of the chosen meal, its epsilon and softmax temperature (context.temperature, 0
+// when absent: epsilon-greedy), the user (hashed) and the time. A decision
 // decided before `until` also becomes a transition:
 //   reward   = logged_reward() (reward.hpp) of its joined feedback, or the client's own
 //              reward when reward_source is `client` and the client sent one;
@@ -71,6 +72,7 @@ struct LoggedDataset {
   std::vector<float> propensities;             // per candidate, the logged probabilities
   std::vector<std::int32_t> chosen;            // per row, position of the chosen meal in its candidates
   std::vector<float> epsilon;                  // per row, the logged exploration rate
+  std::vector<float> temperature;              // per row, the logged softmax temperature (0: epsilon-greedy)
   std::vector<std::uint64_t> user_key;         // per row, FNV-1a 64 of the user id
   std::vector<db::Timestamp> decided_at;       // per row
   std::vector<std::string> event_id;           // per row
@@ -130,7 +132,7 @@ struct DatasetOptions {
 
 class DatasetBuilder {
  public:
-  // Borrows catalog and config (they must outlive the builder). Throws std::invalid_argument
+  // Borrows the catalog (it must outlive the builder) and copies the config. Throws std::invalid_argument
   // for a gamma outside [0, 1] or a catalog of more than 32 767 meals (indices are int16, as
   // in agent::ReplayBuffer).
   DatasetBuilder(const env::Catalog& catalog, const config::MealSimConfig& mealsim, DatasetOptions options);
@@ -147,7 +149,7 @@ class DatasetBuilder {
   float reward_of(const db::JoinedDecision& joined, std::int32_t row, bool& accepted, bool& client_reward) const;
 
   const env::Catalog& catalog_;
-  const config::MealSimConfig& mealsim_;
+  config::MealSimConfig mealsim_;  // a copy: callers pass temporaries ({} for the defaults)
   DatasetOptions options_;
   std::string catalog_version_;
   LoggedDataset data_;

@@ -8,7 +8,8 @@
 //   2. score — the snapshot scores every candidate (catalog indices that passed the hard
 //      mask, in catalog order) with its recency, in the calling thread's workspace;
 //   3. probabilities — epsilon-greedy over the candidates (explore.hpp: exact ties share
-//      the greedy mass);
+//      the greedy mass), or, with a temperature T > 0, (1 - epsilon) softmax(score / T) +
+//      epsilon uniform;
 //   4. sample — one index drawn from the probabilities with the stateless seeded rule of
 //      sample_from_pmf(pmf, seed), so a logged draw_seed replays the choice;
 //   5. rank — the drawn meal first (it is what the policy acts on), then by score, ties by
@@ -66,6 +67,7 @@ struct DecisionRequest {
   env::Slot slot = env::Slot::breakfast;     // the slot asked about (may be earlier than the tracker's)
   std::span<const std::int32_t> candidates;  // catalog indices, the hard mask applied, catalog order
   double epsilon = 0;                         // serving_epsilon() in the service
+  double temperature = 0;                     // 0: epsilon-greedy; > 0: softmax(score / T), then epsilon mixed in
   std::uint64_t draw_seed = 0;                // the exploration draw's seed (logged)
   int n = 1;                                  // meals to rank, >= 1 (fewer if fewer candidates)
 };
@@ -85,12 +87,15 @@ Decision decide(const std::shared_ptr<const PolicySnapshot>& snapshot, const env
                 const DecisionRequest& request, DecisionWorkspace& workspace);
 
 // Steps 2 and 3 of decide() for a state already observed: the candidates' scores and their
-// epsilon-greedy probabilities, into `scores` and `pmf` (candidates.size() each). decide()
-// runs exactly this; the learner's gate runs it on logged decisions (observation and
-// recency as logged) to get the probabilities a model would have served them with.
-// Errors as decide()'s, and std::invalid_argument when the spans' sizes differ.
+// probabilities (epsilon-greedy, or softmax at `temperature` > 0 with epsilon mixed in),
+// into `scores` and `pmf` (candidates.size() each). decide() runs exactly this; the
+// learner's gate runs it on logged decisions (observation, recency, epsilon and temperature
+// as logged) to get the probabilities a model would have served them with.
+// Errors as decide()'s, and std::invalid_argument when the spans' sizes differ or the
+// temperature is negative or not finite.
 void score_and_probabilities(const std::shared_ptr<const PolicySnapshot>& snapshot, std::span<const float> observation,
                              std::span<const std::int32_t> candidates, std::span<const float> recency, double epsilon,
-                             std::span<float> scores, std::span<double> pmf, DecisionWorkspace& workspace);
+                             double temperature, std::span<float> scores, std::span<double> pmf,
+                             DecisionWorkspace& workspace);
 
 }  // namespace forkcast::policy
