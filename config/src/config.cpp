@@ -149,6 +149,7 @@ std::vector<Field> fields_of(Config& c) {
       {"learning", "reward_source", &c.learning.reward_source, -kInf, kInf, {"computed", "client"}},
       {"learning", "gamma", &c.learning.gamma, 0, 1},
       {"learning", "min_transitions", &c.learning.min_transitions, 1, 1e12},
+      {"learning", "window_s", &c.learning.window_s, 0, 3650.0 * 86'400},
       {"learning", "holdout_share", &c.learning.holdout_share, 0.01, 0.99},
       {"learning", "updates", &c.learning.updates, 0, 100'000'000},
       {"learning", "batch_size", &c.learning.batch_size, 1, 65'536},

@@ -131,10 +131,15 @@ CycleSummary run_cycle(db::Database& database, const env::Catalog& catalog, cons
     return summary;
   }
 
-  // 3. join
+  // 3. join: the window before `to` (it may reach behind the watermark: earlier cycles' data
+  // are learned from again, so that evidence accumulates), and never less than the new range.
+  const auto window = std::chrono::microseconds(std::chrono::seconds(lc.window_s));
+  db::Timestamp scan_from = from;
+  if (lc.window_s > 0 && to - db::Timestamp{} > window) scan_from = std::min(from, to - window);
+  if (lc.window_s > 0 && to - db::Timestamp{} <= window) scan_from = db::Timestamp{};
   DatasetBuilder builder(catalog, options.config.mealsim,
                          {.gamma = lc.gamma, .until = to, .reward_source = reward_source_from_name(lc.reward_source)});
-  db::ScanRange range{from, to + next_wait, reward_wait, next_wait, lc.scan_batch_size};
+  db::ScanRange range{scan_from, to + next_wait, reward_wait, next_wait, lc.scan_batch_size};
   const auto scan_started = Clock::now();
   const db::ScanStats scanned = log.scan(range, [&](std::span<const db::JoinedDecision> batch) {
     builder.add(batch);
@@ -143,12 +148,16 @@ CycleSummary run_cycle(db::Database& database, const env::Catalog& catalog, cons
   const double scan_s = seconds_since(scan_started);
   const DatasetStats data_stats = builder.stats();
   LoggedDataset data = std::move(builder).finish();
+  std::int64_t new_transitions = 0;
+  for (const Transition& t : data.transitions) new_transitions += data.decided_at[static_cast<std::size_t>(t.row)] >= from;
   summary.stats["data"] = dataset_json(data_stats);
+  summary.stats["data"]["new_transitions"] = new_transitions;
   summary.stats["data"]["scan_batches"] = scanned.batches;
+  summary.stats["range"]["window_from"] = utc_iso(scan_from);
   summary.stats["timings"]["scan_s"] = scan_s;
-  if (data_stats.transitions < lc.min_transitions) {
-    summary.reason = "waiting for data: " + std::to_string(data_stats.transitions) + " transitions before " +
-                     utc_iso(to) + ", min_transitions is " + std::to_string(lc.min_transitions);
+  if (new_transitions < lc.min_transitions) {
+    summary.reason = "waiting for data: " + std::to_string(new_transitions) + " new transitions before " + utc_iso(to) +
+                     ", min_transitions is " + std::to_string(lc.min_transitions);
     summary.wall_s = seconds_since(started);
     return summary;
   }
@@ -277,7 +286,11 @@ CycleSummary run_cycle(db::Database& database, const env::Catalog& catalog, cons
   commit.reports.push_back({.model_version = version, .method = lc.gate_estimator, .report = report_json});
   commit.reason = reason;
   commit.stats = summary.stats;
-  if (!lock->held()) throw db::DatabaseUnavailable("the learner's lock connection broke during the cycle; nothing committed");
+  if (!lock->held()) {
+    throw db::DatabaseUnavailable(
+        "the database connection that holds the learner's lock broke during the cycle (the database restarted or "
+        "went away); nothing committed, the next cycle starts over");
+  }
   const std::optional<db::CycleRecord> committed = log.commit_cycle(commit);
   summary.wall_s = seconds_since(started);
   summary.model_version = version;

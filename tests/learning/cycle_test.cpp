@@ -18,12 +18,14 @@
 #include "forkcast/learning/cycle.hpp"
 #include "forkcast/policy/checkpoint.hpp"
 #include "forkcast/policy/snapshot.hpp"
+#include "learning_test_support.hpp"
 #include "pg_test_support.hpp"
 
 namespace fl = forkcast::learning;
 namespace fdb = forkcast::db;
 namespace fe = forkcast::env;
 namespace fev = forkcast::evaluation;
+using forkcast::learning::testing::log_simulated_weeks;
 using fdb::testing::TestInstance;
 using fdb::testing::unique_suffix;
 using nlohmann::json;
@@ -31,72 +33,11 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const fdb::Timestamp kT0 = fdb::Timestamp(std::chrono::microseconds(1'900'000'000'000'000LL));
 const std::string kBundled = FORKCAST_SOURCE_DIR "/models/policies/mealsim-dqn-default.safetensors";
 
 const fe::Catalog& catalog() {
   static const fe::Catalog c = fe::Catalog::load(FORKCAST_SOURCE_DIR "/data");
   return c;
-}
-
-std::string uuid_for(std::int64_t n) {
-  char buf[48];
-  std::snprintf(buf, sizeof buf, "01900000-0000-7000-8000-%012lld", static_cast<long long>(n % 1'000'000'000'000LL));
-  return buf;
-}
-
-// Simulated weeks as the service logs them: one decision every 3 hours per user, feedback
-// within a minute, the candidates' recency as candidate features.
-void log_simulated_weeks(fdb::Database& db, int users, std::uint64_t seed) {
-  const auto population = fe::Population::load(FORKCAST_SOURCE_DIR "/data/population.yaml");
-  fev::SyntheticLogOptions o;
-  o.users = users;
-  o.seed = seed;
-  o.temperature = 1.0;
-  o.epsilon = 0.3;
-  o.candidate_features = true;
-  const auto log = fev::generate_synthetic_log(catalog(), population, {}, o);
-  const std::string version = catalog().content_hash().substr(0, 16);
-  std::map<std::string, std::string> user_ids;
-  std::map<std::string, int> steps;
-  std::vector<fdb::Decision> batch;
-  std::vector<fdb::NewFeedback> feedback;
-  std::int64_t n = 0;
-  for (const fev::LoggedDecision& d : log) {
-    auto [it, fresh] = user_ids.try_emplace(d.user_id);
-    if (fresh) it->second = db.users().create({json::object(), fdb::token_sha256("t-" + d.user_id + unique_suffix())}).id;
-    const int step = steps[d.user_id]++;
-    const int user_index = static_cast<int>(std::distance(user_ids.begin(), user_ids.find(d.user_id)));
-    fdb::Decision row;
-    row.event_id = uuid_for(++n);
-    auto& l = row.logged;
-    l.user_id = it->second;
-    l.decided_at = kT0 + std::chrono::minutes(user_index) + std::chrono::hours(3) * step;
-    l.slot = static_cast<fdb::Slot>(d.slot);
-    l.model_version = "logging";
-    l.policy = "softmax";
-    l.epsilon = d.epsilon;
-    for (std::size_t c = 0; c < d.candidates.size(); ++c) {
-      l.candidates.push_back(catalog().meals()[static_cast<std::size_t>(d.candidates[c])].id);
-      l.candidate_features.push_back(d.candidate_features[c * static_cast<std::size_t>(d.candidate_feature_dim)]);
-    }
-    l.candidate_feature_dim = 1;
-    l.scores.assign(d.candidates.size(), 0.0);
-    l.probabilities = d.probabilities;
-    l.chosen = l.candidates[d.chosen];
-    l.state_features.assign(d.state_features.begin(), d.state_features.end());
-    l.context = {{"catalog", version}, {"candidate_features", "recency"}};
-    batch.push_back(std::move(row));
-    fdb::NewFeedback f;
-    f.event_id = batch.back().event_id;
-    f.meal_id = batch.back().logged.chosen;
-    f.outcome = d.outcome == "accepted" ? fdb::Outcome::accepted : fdb::Outcome::rejected;
-    f.idempotency_key = "fb-" + f.event_id;
-    f.received_at = *batch.back().logged.decided_at + 1min;
-    feedback.push_back(f);
-  }
-  ASSERT_EQ(db.decisions().record_batch(batch), batch.size());
-  for (const auto& f : feedback) db.feedback().record(f);
 }
 
 fl::CycleOptions options_for(const TestInstance& pg, const std::filesystem::path& dir) {
@@ -138,7 +79,7 @@ class LearningCycle : public ::testing::Test {
 
 TEST_F(LearningCycle, ACycleLearnsFromTheLogAndCommitsItsModelReportAndWatermarkTogether) {
   register_bundled();
-  log_simulated_weeks(*db_, 24, 9001);
+  log_simulated_weeks(*db_, catalog(), 24, 9001);
   const fl::CycleOptions options = options_for(pg_, dir_);
   const fl::CycleSummary s = fl::run_cycle(*db_, catalog(), options);
   ASSERT_TRUE(s.committed) << s.reason;
@@ -182,7 +123,7 @@ TEST_F(LearningCycle, ACycleLearnsFromTheLogAndCommitsItsModelReportAndWatermark
 
 TEST_F(LearningCycle, TooFewTransitionsWaitWithoutMovingTheWatermark) {
   register_bundled();
-  log_simulated_weeks(*db_, 2, 77);
+  log_simulated_weeks(*db_, catalog(), 2, 77);
   fl::CycleOptions options = options_for(pg_, dir_);
   options.config.learning.min_transitions = 100'000;
   const fl::CycleSummary s = fl::run_cycle(*db_, catalog(), options);

@@ -188,7 +188,8 @@ struct LearningConfig {
   std::int64_t next_wait_s = 86'400;           // the user's next decision within this is the next state
   std::string reward_source = "computed";      // computed (MealSim's terms) | client (the rewards clients sent)
   double gamma = 0.9;                          // discount between a user's consecutive decisions
-  std::int64_t min_transitions = 2'000;        // fewer in a cycle's range: no model, the watermark waits
+  std::int64_t min_transitions = 2'000;        // fewer new ones since the watermark: no model, the watermark waits
+  std::int64_t window_s = 28 * 86'400;         // trains and gates on the decisions of this window before `to` (0: the new ones only)
   double holdout_share = 0.25;                 // share of users held out of training for the gate
   int updates = 3'000;                         // gradient updates per cycle
   int batch_size = 64;

@@ -5,9 +5,11 @@
 //               window and next-state window have both closed, so a cycle's data never
 //               change after it ran (now: the machine's clock, or the newest decision's
 //               time with clock "log", for simulated traffic with its own clock);
-//   3. join     LearningLog::scan over the range plus next_wait (next states), into a
-//               LoggedDataset (logged_dataset.hpp); fewer than min_transitions: nothing is
-//               committed and the watermark waits for more;
+//   3. join     LearningLog::scan over the window before `to` (window_s; it reaches behind
+//               the watermark, so that evidence accumulates over cycles, and never covers
+//               less than the new range) plus next_wait (next states), into a LoggedDataset
+//               (logged_dataset.hpp); fewer than min_transitions new ones (since the
+//               watermark): nothing is committed and the watermark waits for more;
 //   4. split    users by a fixed hash: holdout_share of them for the gate, the rest to train;
 //   5. learn    OfflineDqn (offline_dqn.hpp) from the production model's weights;
 //   6. gate     apply_gate (gate.hpp) on the held-out users, the production model evaluated
