@@ -12,9 +12,6 @@ namespace {
 constexpr char kCatalogTag = 'C';
 constexpr char kDecisionTag = 'D';
 constexpr std::uint8_t kCatalogFormat = 1;
-// Decision frames: 1 (the first release), 2 adds the candidates' recency and the catalog
-// version after the observation's tail. Both are read; 2 is written.
-constexpr std::uint8_t kDecisionFormat = 3;
 
 constexpr std::array<std::uint32_t, 256> make_crc_table() {
   std::array<std::uint32_t, 256> table{};

@@ -28,6 +28,10 @@
 namespace forkcast::service::journal {
 
 inline constexpr std::size_t kFrameHeaderBytes = 8;
+// Decision frames: 1 (the first release); 2 adds the candidates' recency and the catalog
+// version after the observation's tail; 3 adds the softmax temperature at the end. All are
+// read; 3 is written.
+inline constexpr std::uint8_t kDecisionFormat = 3;
 // A decision frame is a few kB; anything claiming more than this is corruption.
 inline constexpr std::uint32_t kMaxPayloadBytes = 16u << 20;
 

@@ -59,7 +59,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     journal::append_decision_frame(decision, framed);
     // The current format re-encodes byte for byte; an older one is rewritten in the current
     // format, which must decode to the same decision (checked below).
-    const bool current_format = payload->size() > 1 && static_cast<std::uint8_t>((*payload)[1]) == 2;
+    const bool current_format =
+        payload->size() > 1 && static_cast<std::uint8_t>((*payload)[1]) == journal::kDecisionFormat;
     if (current_format && std::string_view(framed).substr(journal::kFrameHeaderBytes) != *payload) {
       finding("a decision re-encodes differently");
     }
