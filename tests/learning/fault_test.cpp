@@ -162,7 +162,17 @@ TEST_F(LearnerFaults, ALearnerKilledAnywhereInACycleLeavesNothingAndTheNextRunLe
 
 TEST_F(LearnerFaults, APostgresRestartDuringACycleFailsItCleanlyAndTheNextCycleSucceeds) {
   const pid_t pid = start_learner(pg_.url(), dir_, 600, dir_ / "restart.log");
-  std::this_thread::sleep_for(1500ms);  // in the update, between the scan and the commit
+  // Restart once the update has begun: after the scan, before the commit.
+  const auto deadline = std::chrono::steady_clock::now() + 120s;
+  while (read(dir_ / "restart.log").find("learn: train") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(20ms);
+  }
+  if (read(dir_ / "restart.log").find("learn: train") == std::string::npos) {
+    kill(pid, SIGKILL);
+    wait_exit(pid);
+    FAIL() << "the learner never reached its update:\n" << read(dir_ / "restart.log");
+  }
   pg_.instance().stop(fdb::StopMode::fast);
   pg_.instance().start();
   const int code = wait_exit(pid);
