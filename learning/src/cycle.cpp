@@ -134,9 +134,8 @@ CycleSummary run_cycle(db::Database& database, const env::Catalog& catalog, cons
   // 3. join: the window before `to` (it may reach behind the watermark: earlier cycles' data
   // are learned from again, so that evidence accumulates), and never less than the new range.
   const auto window = std::chrono::microseconds(std::chrono::seconds(lc.window_s));
-  db::Timestamp scan_from = from;
-  if (lc.window_s > 0 && to - db::Timestamp{} > window) scan_from = std::min(from, to - window);
-  if (lc.window_s > 0 && to - db::Timestamp{} <= window) scan_from = db::Timestamp{};
+  const db::Timestamp window_start = to - db::Timestamp{} > window ? to - window : db::Timestamp{};
+  const db::Timestamp scan_from = lc.window_s > 0 ? std::min(from, window_start) : from;
   DatasetBuilder builder(catalog, options.config.mealsim,
                          {.gamma = lc.gamma, .until = to, .reward_source = reward_source_from_name(lc.reward_source)});
   db::ScanRange range{scan_from, to + next_wait, reward_wait, next_wait, lc.scan_batch_size};

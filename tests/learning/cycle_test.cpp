@@ -33,12 +33,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const std::string kBundled = FORKCAST_SOURCE_DIR "/models/policies/mealsim-dqn-default.safetensors";
+const std::string kBundled = forkcast::learning::testing::kBundledModel;
 
-const fe::Catalog& catalog() {
-  static const fe::Catalog c = fe::Catalog::load(FORKCAST_SOURCE_DIR "/data");
-  return c;
-}
+const fe::Catalog& catalog() { return forkcast::learning::testing::shipped_catalog(); }
 
 fl::CycleOptions options_for(const TestInstance& pg, const std::filesystem::path& dir) {
   fl::CycleOptions o;

@@ -39,12 +39,9 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const std::string kBundled = FORKCAST_SOURCE_DIR "/models/policies/mealsim-dqn-default.safetensors";
+const std::string kBundled = forkcast::learning::testing::kBundledModel;
 
-const fe::Catalog& catalog() {
-  static const fe::Catalog c = fe::Catalog::load(FORKCAST_SOURCE_DIR "/data");
-  return c;
-}
+const fe::Catalog& catalog() { return forkcast::learning::testing::shipped_catalog(); }
 
 // `forkcast learn --once` as a child process with the test's settings; its output goes to
 // `log`. The caller waits for it or kills it.

@@ -29,6 +29,11 @@ std::string uuid_for(std::int64_t n) {
 
 }  // namespace
 
+const fe::Catalog& shipped_catalog() {
+  static const fe::Catalog c = fe::Catalog::load(FORKCAST_SOURCE_DIR "/data");
+  return c;
+}
+
 std::int64_t log_simulated_weeks(fdb::Database& db, const fe::Catalog& catalog, int users, std::uint64_t seed) {
   const auto population = fe::Population::load(FORKCAST_SOURCE_DIR "/data/population.yaml");
   fev::SyntheticLogOptions o;

@@ -12,6 +12,11 @@ namespace forkcast::learning::testing {
 // The origin of the simulated weeks' times: far from now, so that they never mix with others.
 inline const db::Timestamp kT0 = db::Timestamp(std::chrono::microseconds(1'900'000'000'000'000LL));
 
+// The shipped catalog (data/), loaded once.
+const env::Catalog& shipped_catalog();
+// The bundled model file (models/policies/mealsim-dqn-default.safetensors).
+inline constexpr const char* kBundledModel = FORKCAST_SOURCE_DIR "/models/policies/mealsim-dqn-default.safetensors";
+
 // `users` simulated weeks (evaluation::generate_synthetic_log with `seed`: a softmax logging
 // policy over the myopic scores), one decision every 3 hours per user from kT0, feedback a
 // minute later, the candidates' recency as candidate features, the catalog's version in
